@@ -1,0 +1,208 @@
+// Package config holds the one configuration tree of vms: the YAML file
+// (configs/vms.example.yaml documents every key), environment overrides for
+// secrets, and validation that reports every problem at once.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole vms configuration.
+type Config struct {
+	Redis     Redis      `yaml:"redis"`
+	SIP       SIP        `yaml:"sip"`
+	RTP       RTP        `yaml:"rtp"`
+	Worker    Worker     `yaml:"worker"`
+	Call      Call       `yaml:"call"`
+	Trunks    []Trunk    `yaml:"trunks"`
+	TTS       TTS        `yaml:"tts"`
+	Code      Code       `yaml:"code"`
+	Templates []Template `yaml:"templates"`
+}
+
+// Redis says where the queues and message records live.
+type Redis struct {
+	// URL is a go-redis URL: redis://, rediss:// or unix://. REDIS_URL overrides it.
+	URL string `yaml:"url"`
+	// Retention is how long message records and their events are kept.
+	Retention Duration `yaml:"retention"`
+}
+
+// SIP configures the signalling user agent of a worker.
+type SIP struct {
+	// Listen is transport://host:port, e.g. udp://0.0.0.0:5060. Port 0 picks a free port.
+	Listen string `yaml:"listen"`
+	// PublicHost is the address carriers reach this worker on (Contact, SDP c=).
+	// Empty: the listen host, or the outbound interface's address when that is 0.0.0.0.
+	PublicHost string `yaml:"public_host"`
+	// UserAgent is sent in the User-Agent header.
+	UserAgent string `yaml:"user_agent"`
+}
+
+// RTP bounds the UDP ports used for media.
+type RTP struct {
+	PortMin int `yaml:"port_min"`
+	PortMax int `yaml:"port_max"`
+}
+
+// Worker configures a worker process.
+type Worker struct {
+	// Concurrency is the number of calls one worker process handles at once.
+	Concurrency int `yaml:"concurrency"`
+	// DrainTimeout is how long SIGTERM waits for calls in progress to finish.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// PollInterval is how often an idle worker asks Redis for new jobs; it is
+	// the pick-up latency of a verification code when the queue was empty.
+	PollInterval Duration `yaml:"poll_interval"`
+}
+
+// Call holds per-call timers.
+type Call struct {
+	// RingTimeout ends an unanswered call with CANCEL.
+	RingTimeout Duration `yaml:"ring_timeout"`
+	// MaxDuration is a safety cap on an answered call.
+	MaxDuration Duration `yaml:"max_duration"`
+	// RepeatPause is the silence between repetitions of a message.
+	RepeatPause Duration `yaml:"repeat_pause"`
+}
+
+// Trunk is a carrier SIP trunk that calls are sent to.
+type Trunk struct {
+	Name      string `yaml:"name"`
+	URI       string `yaml:"uri"`
+	Transport string `yaml:"transport"`
+	Username  string `yaml:"username"`
+	// Password is the digest password; prefer PasswordEnv so it stays out of files.
+	Password    string   `yaml:"password"`
+	PasswordEnv string   `yaml:"password_env"`
+	CallerID    string   `yaml:"caller_id"`
+	Codecs      []string `yaml:"codecs"`
+}
+
+// TTS configures speech synthesis.
+type TTS struct {
+	Engine string `yaml:"engine"`
+	// Voice is the default espeak-ng voice.
+	Voice    string `yaml:"voice"`
+	CacheDir string `yaml:"cache_dir"`
+	// Voices maps a language (as used by templates and code.prefix_text) to a voice.
+	Voices map[string]string `yaml:"voices"`
+}
+
+// Code configures verification code calls.
+type Code struct {
+	// Language is used when a send does not name one.
+	Language string `yaml:"language"`
+	// PrefixText is spoken before the digits, per language.
+	PrefixText map[string]string `yaml:"prefix_text"`
+}
+
+// Template is a notification text with {1}, {2}... placeholders.
+type Template struct {
+	ID       string `yaml:"id"`
+	Text     string `yaml:"text"`
+	Language string `yaml:"language"`
+	// Voice overrides the language's voice.
+	Voice  string `yaml:"voice"`
+	Status string `yaml:"status"`
+}
+
+// Duration is a time.Duration written as "1s", "250ms", "2m" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use e.g. 500ms, 30s, 2m)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
+// Defaults returns the embedded defaults: loopback SIP, local espeak-ng, a
+// demo template. They are what `vms demo` runs on.
+func Defaults() *Config {
+	c, err := parse(defaultsYAML)
+	if err != nil {
+		panic("config: embedded defaults do not parse: " + err.Error())
+	}
+	return c
+}
+
+// Load reads the YAML file at path over the defaults, applies environment
+// overrides and validates the result. path "" means the defaults alone.
+// Every problem found is reported in one error.
+func Load(path string) (*Config, error) {
+	c := Defaults()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		// Lists replace the defaults' lists rather than merging into them.
+		c.Trunks, c.Templates = nil, nil
+		if err := decode(data, c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	c.ApplyEnv()
+	if err := c.Validate(); err != nil {
+		if path == "" {
+			path = "(defaults)"
+		}
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ApplyEnv applies REDIS_URL and the trunks' password_env variables.
+func (c *Config) ApplyEnv() {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		c.Redis.URL = u
+	}
+	for i := range c.Trunks {
+		if env := c.Trunks[i].PasswordEnv; env != "" {
+			if v, ok := os.LookupEnv(env); ok {
+				c.Trunks[i].Password = v
+			}
+		}
+	}
+}
+
+func parse(data []byte) (*Config, error) {
+	c := &Config{}
+	return c, decode(data, c)
+}
+
+func decode(data []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(c)
+	if errors.Is(err, io.EOF) || err == nil {
+		return nil
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("%d problem(s):\n  - %s", len(te.Errors), strings.Join(te.Errors, "\n  - "))
+	}
+	return err
+}

@@ -1,0 +1,193 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/nyaruka/phonenumbers"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vms-project/vms/templates"
+)
+
+// problems collects every validation failure so they are reported together.
+type problems []string
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+// Validate checks every value and returns one error listing all problems.
+func (c *Config) Validate() error {
+	var p problems
+	if _, err := redis.ParseURL(c.Redis.URL); err != nil {
+		p.add("redis.url %q: %v (use redis://host:6379/0 or unix:///path/redis.sock)", c.Redis.URL, err)
+	}
+	if c.Redis.Retention.D() < time.Minute {
+		p.add("redis.retention %s: keep message records at least 1m", c.Redis.Retention.D())
+	}
+	if _, _, err := c.SIP.ListenAddr(); err != nil {
+		p.add("sip.listen %q: %v", c.SIP.Listen, err)
+	}
+	if c.RTP.PortMin < 1024 || c.RTP.PortMax > 65535 || c.RTP.PortMax-c.RTP.PortMin < 1 {
+		p.add("rtp.port_min/port_max %d-%d: need 1024 <= port_min < port_max <= 65535", c.RTP.PortMin, c.RTP.PortMax)
+	}
+	if c.Worker.Concurrency < 1 {
+		p.add("worker.concurrency %d: must be at least 1", c.Worker.Concurrency)
+	}
+	if c.Worker.DrainTimeout.D() < 0 {
+		p.add("worker.drain_timeout %s: must not be negative", c.Worker.DrainTimeout.D())
+	}
+	if c.Worker.PollInterval.D() < 5*time.Millisecond {
+		p.add("worker.poll_interval %s: at least 5ms, or idle workers flood Redis", c.Worker.PollInterval.D())
+	}
+	if c.Call.RingTimeout.D() < time.Second {
+		p.add("call.ring_timeout %s: at least 1s", c.Call.RingTimeout.D())
+	}
+	if c.Call.MaxDuration.D() < 10*time.Second {
+		p.add("call.max_duration %s: at least 10s", c.Call.MaxDuration.D())
+	}
+	if c.Call.RepeatPause.D() < 0 || c.Call.RepeatPause.D() > 10*time.Second {
+		p.add("call.repeat_pause %s: between 0 and 10s", c.Call.RepeatPause.D())
+	}
+	c.validateTrunks(&p)
+	if c.TTS.Engine != "espeak-ng" {
+		p.add("tts.engine %q: the only engine is espeak-ng", c.TTS.Engine)
+	}
+	if c.TTS.Voice == "" {
+		p.add("tts.voice is empty: name an espeak-ng voice such as en-us or cmn")
+	}
+	if c.TTS.CacheDir == "" {
+		p.add("tts.cache_dir is empty: name a directory for rendered audio")
+	}
+	if _, ok := c.Code.PrefixText[c.Code.Language]; !ok {
+		p.add("code.language %q has no code.prefix_text entry", c.Code.Language)
+	}
+	for lang, text := range c.Code.PrefixText {
+		if strings.TrimSpace(text) == "" {
+			p.add("code.prefix_text.%s is empty", lang)
+		}
+		if c.VoiceFor(lang, "") == "" {
+			p.add("code.prefix_text.%s: no voice for language %q in tts.voices", lang, lang)
+		}
+	}
+	c.validateTemplates(&p)
+	if len(p) > 0 {
+		return fmt.Errorf("%d problem(s):\n  - %s", len(p), strings.Join(p, "\n  - "))
+	}
+	return nil
+}
+
+func (c *Config) validateTrunks(p *problems) {
+	if len(c.Trunks) == 0 {
+		p.add("trunks: configure at least one trunk")
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Trunks {
+		at := fmt.Sprintf("trunks[%d]", i)
+		if t.Name == "" {
+			p.add("%s.name is empty", at)
+		} else if seen[t.Name] {
+			p.add("%s.name %q is used twice", at, t.Name)
+		}
+		seen[t.Name] = true
+		var u sip.Uri
+		if err := sip.ParseUri(t.URI, &u); err != nil || u.Host == "" || (u.Scheme != "sip" && u.Scheme != "") {
+			p.add("%s.uri %q: not a SIP URI (use sip:carrier.example.com:5060)", at, t.URI)
+		}
+		if t.Transport != "udp" && t.Transport != "tcp" {
+			p.add("%s.transport %q: use udp or tcp", at, t.Transport)
+		}
+		if t.PasswordEnv != "" && t.Password == "" {
+			p.add("%s.password_env: environment variable %s is not set", at, t.PasswordEnv)
+		}
+		if t.Password != "" && t.Username == "" {
+			p.add("%s has a password but no username", at)
+		}
+		if t.CallerID != "" {
+			if _, err := phonenumbers.Parse(t.CallerID, ""); err != nil || !strings.HasPrefix(t.CallerID, "+") {
+				p.add("%s.caller_id %q: use an E.164 number such as +8610xxxxxxxx", at, t.CallerID)
+			}
+		}
+		if len(t.Codecs) == 0 {
+			p.add("%s.codecs is empty: list PCMU and/or PCMA in order of preference", at)
+		}
+		for _, codec := range t.Codecs {
+			if codec != "PCMU" && codec != "PCMA" {
+				p.add("%s.codecs: %q is not supported (PCMU, PCMA)", at, codec)
+			}
+		}
+	}
+}
+
+func (c *Config) validateTemplates(p *problems) {
+	seen := map[string]bool{}
+	for i, t := range c.Templates {
+		at := fmt.Sprintf("templates[%d]", i)
+		if t.ID == "" {
+			p.add("%s.id is empty", at)
+		} else if seen[t.ID] {
+			p.add("%s.id %q is used twice", at, t.ID)
+		}
+		seen[t.ID] = true
+		if strings.TrimSpace(t.Text) == "" {
+			p.add("%s.text is empty", at)
+		} else if _, err := templates.Placeholders(t.Text); err != nil {
+			p.add("%s.text: %v", at, err)
+		}
+		if _, err := templates.ParseStatus(t.Status); err != nil {
+			p.add("%s.status: %v", at, err)
+		}
+		if c.VoiceFor(t.Language, t.Voice) == "" {
+			p.add("%s.language %q: no voice in tts.voices; set voice or add the language", at, t.Language)
+		}
+	}
+}
+
+// VoiceFor returns the voice for a language, an explicit voice winning;
+// the empty language means tts.voice.
+func (c *Config) VoiceFor(language, voice string) string {
+	if voice != "" {
+		return voice
+	}
+	if language == "" {
+		return c.TTS.Voice
+	}
+	return c.TTS.Voices[language]
+}
+
+// TemplateRegistry returns the configured templates as a registry.
+func (c *Config) TemplateRegistry() templates.Static {
+	reg := templates.Static{}
+	for _, t := range c.Templates {
+		reg[t.ID] = templates.Template{ID: t.ID, Text: t.Text, Language: t.Language,
+			Voice: c.VoiceFor(t.Language, t.Voice), Status: templates.Status(t.Status)}
+	}
+	return reg
+}
+
+// ListenAddr splits sip.listen into its transport and host:port.
+func (s SIP) ListenAddr() (transport, hostport string, err error) {
+	u, err := url.Parse(s.Listen)
+	if err != nil || u.Host == "" {
+		return "", "", errors.New("use transport://host:port, e.g. udp://0.0.0.0:5060")
+	}
+	if u.Scheme != "udp" && u.Scheme != "tcp" {
+		return "", "", fmt.Errorf("transport %q: use udp or tcp", u.Scheme)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return "", "", fmt.Errorf("%v: use host:port", err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", "", fmt.Errorf("port %q is not a port number", port)
+	}
+	if net.ParseIP(host) == nil {
+		return "", "", fmt.Errorf("host %q: give an IP address to listen on", host)
+	}
+	return u.Scheme, u.Host, nil
+}

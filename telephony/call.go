@@ -1,0 +1,347 @@
+package telephony
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"github.com/vms-project/vms/queue"
+	"github.com/vms-project/vms/tts"
+)
+
+// CallRequest is one outbound call.
+type CallRequest struct {
+	MessageID string
+	To        string // E.164
+	Trunk     Trunk
+	// Audio is the message, rendered for each codec the trunk may answer with.
+	Audio       map[tts.Codec]*tts.Audio
+	RingTimeout time.Duration
+	MaxDuration time.Duration
+	// Progress, when set, is told about the call's milestones as they happen.
+	Progress Progress
+}
+
+// Progress receives a call's milestones. Its methods are called from the
+// call's goroutine and should return quickly.
+type Progress interface {
+	InviteSent(at time.Time, callID string)
+	Ringing(at time.Time)
+	Answered(at time.Time)
+}
+
+// Result is how a call ended.
+type Result struct {
+	Status    queue.Status
+	Reason    string
+	SIPCode   int
+	SIPReason string
+	// HungUpBy is "caller" (vms sent BYE), "callee" (the carrier sent BYE) or "".
+	HungUpBy    string
+	PlayedToEnd bool
+	CallID      string
+	Codec       tts.Codec
+	InviteAt    time.Time
+	RingingAt   time.Time // first 18x
+	AnsweredAt  time.Time // 200 OK received
+	EndedAt     time.Time // our BYE's 200 received, or their BYE received
+	// BillableMS runs from the 200 OK to the end of the call.
+	BillableMS      int64
+	AudioMS         int64
+	PacketsSent     int
+	PacketsReceived int
+}
+
+// call is the state of one call that the Dialer's request handlers share.
+type call struct {
+	byeOnce sync.Once
+	byeAt   time.Time
+	bye     chan struct{} // closed when the carrier's BYE arrived
+}
+
+func (c *call) remoteBye(at time.Time) {
+	c.byeOnce.Do(func() {
+		c.byeAt = at
+		close(c.bye)
+	})
+}
+
+// Call places one call and plays the message: INVITE with an SDP offer,
+// digest authentication, ring timeout with CANCEL, ACK, RTP until the audio
+// ends or the callee hangs up, BYE. It returns when the call is over and
+// every socket it took is released; the Result says how it ended.
+func (d *Dialer) Call(ctx context.Context, req CallRequest) Result {
+	var res Result
+	err := d.call(ctx, req, &res)
+	if res.Status == "" {
+		classify(&res, err, req.Trunk.Name)
+	}
+	if !res.AnsweredAt.IsZero() && !res.EndedAt.IsZero() {
+		res.BillableMS = res.EndedAt.Sub(res.AnsweredAt).Milliseconds()
+	}
+	if res.EndedAt.IsZero() {
+		res.EndedAt = time.Now()
+	}
+	return res
+}
+
+func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
+	log := d.log.With("message_id", req.MessageID, "to", queue.MaskNumber(req.To), "trunk", req.Trunk.Name)
+	offer := offerFormats(req)
+	if len(offer) == 0 {
+		return errNoAudio
+	}
+	rtpConn, err := d.ports.acquire()
+	if err != nil {
+		return err
+	}
+	defer d.ports.release(rtpConn)
+
+	mediaIP, err := netip.ParseAddr(d.public)
+	if err != nil {
+		mediaIP = d.addr.Addr()
+	}
+	rtpPort := uint16(rtpConn.LocalAddr().(*net.UDPAddr).Port)
+	body := BuildSDP(sessionID(), mediaIP, rtpPort, append(offer, FormatTelephoneEvent))
+
+	callID := uuid.NewString()
+	res.CallID = callID
+	log = log.With("call_id", callID)
+	c := &call{bye: make(chan struct{})}
+	d.track(callID, c)
+	defer d.untrack(callID)
+
+	invite := d.newInvite(req, callID, body)
+	ringCtx, cancelRing := context.WithTimeoutCause(ctx, req.RingTimeout, ErrRingTimeout)
+	defer cancelRing()
+	res.InviteAt = time.Now()
+	dlg, err := d.dialogs.WriteInvite(ringCtx, invite)
+	if err != nil {
+		return fmt.Errorf("send INVITE to trunk %s: %w", req.Trunk.Name, err)
+	}
+	defer dlg.Close()
+	if req.Progress != nil {
+		req.Progress.InviteSent(res.InviteAt, callID)
+	}
+	log.Debug("INVITE sent")
+
+	var answer *Media // the first SDP received is the answer (RFC 3264), even in a 183
+	var answerErr error
+	challenged := false // the trunk asked for digest credentials
+	err = dlg.WaitAnswer(ringCtx, sipgo.AnswerOptions{
+		Username: req.Trunk.Username,
+		Password: req.Trunk.Password,
+		OnResponse: func(r *sip.Response) error {
+			now := time.Now()
+			if (r.StatusCode == 180 || r.StatusCode == 183) && res.RingingAt.IsZero() {
+				res.RingingAt = now
+				if req.Progress != nil {
+					req.Progress.Ringing(now)
+				}
+			}
+			if r.IsSuccess() {
+				res.AnsweredAt = now
+			}
+			if r.StatusCode == 401 || r.StatusCode == 407 {
+				challenged = true
+			}
+			if answer == nil && answerErr == nil && len(r.Body()) > 0 && (r.IsSuccess() || r.IsProvisional()) {
+				m, perr := ParseSDP(r.Body())
+				if perr != nil {
+					answerErr = perr
+				} else {
+					answer = &m
+				}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		// The callee may have answered while we were cancelling: the 200
+		// is stored but sipgo sends neither ACK nor BYE. Hang up properly,
+		// or the callee stays connected to silence.
+		if r := dlg.InviteResponse; r != nil && r.IsSuccess() {
+			log.Info("200 OK crossed our CANCEL: sending ACK and BYE")
+			_ = dlg.Ack(context.Background())
+			byeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = dlg.Bye(byeCtx)
+			cancel()
+			res.AnsweredAt = time.Time{} // not billed: nothing was played
+		}
+		var resp *sipgo.ErrDialogResponse
+		switch {
+		case challenged && errors.As(err, &resp) && resp.Res.StatusCode == 403:
+			return fmt.Errorf("%w: trunk %s refused our credentials (403 after the digest challenge): check trunks[].username and password", ErrAuthFailed, req.Trunk.Name)
+		case ctx.Err() != nil:
+			return ErrStopped
+		case errors.Is(context.Cause(ringCtx), ErrRingTimeout):
+			return ErrRingTimeout
+		}
+		return err
+	}
+	res.SIPCode, res.SIPReason = dlg.InviteResponse.StatusCode, dlg.InviteResponse.Reason
+	if err := dlg.Ack(ctx); err != nil {
+		return fmt.Errorf("send ACK: %w", err)
+	}
+	if req.Progress != nil {
+		req.Progress.Answered(res.AnsweredAt)
+	}
+
+	// Choose the codec from the answer; without a usable answer, hang up.
+	audio, pt, dst, err := chooseMedia(req, answer, answerErr)
+	if err != nil {
+		d.hangup(dlg, c, res)
+		res.Status, res.Reason = queue.StatusFailed, err.Error()
+		return nil
+	}
+	res.Codec = audio.Codec
+	res.AudioMS = audio.Duration().Milliseconds()
+	log.Debug("answered", "codec", audio.Codec, "rtp_to", dst)
+
+	recvDone := make(chan int, 1)
+	go func() { recvDone <- drainRTP(rtpConn) }()
+
+	s := newStream(rtpConn, dst, audio, pt)
+	d.pacer.play(s)
+	maxTimer := time.NewTimer(req.MaxDuration)
+	defer maxTimer.Stop()
+	var stopErr error
+	select {
+	case <-s.finished:
+		res.PlayedToEnd = s.sendErr == nil && s.next >= audio.Frames()
+	case <-c.bye:
+	case <-dlg.Context().Done():
+	case <-maxTimer.C:
+		log.Warn("call reached call.max_duration; hanging up")
+	case <-ctx.Done():
+		stopErr = ErrStopped
+	}
+	s.stop.Store(true)
+	<-s.finished
+	res.PacketsSent = s.sent
+
+	select {
+	case <-c.bye:
+		res.HungUpBy, res.EndedAt = "callee", c.byeAt
+	default:
+		d.hangup(dlg, c, res)
+	}
+	// Closing the socket ends the receiver; release (deferred) closes it
+	// again harmlessly.
+	_ = rtpConn.SetReadDeadline(time.Now())
+	res.PacketsReceived = <-recvDone
+	if s.sendErr != nil {
+		res.Status, res.Reason = queue.StatusCompleted, fmt.Sprintf("RTP send failed after %d packets: %v", s.sent, s.sendErr)
+	}
+	if stopErr != nil {
+		res.Status, res.Reason = queue.StatusCompleted, "worker stopped during the call; hung up early"
+	}
+	return nil
+}
+
+// hangup sends BYE and records who ended the call and when. A BYE that
+// crosses the carrier's own BYE counts as theirs.
+func (d *Dialer) hangup(dlg *sipgo.DialogClientSession, c *call, res *Result) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := dlg.Bye(ctx)
+	now := time.Now()
+	select {
+	case <-c.bye:
+		res.HungUpBy, res.EndedAt = "callee", c.byeAt
+		return
+	default:
+	}
+	res.HungUpBy, res.EndedAt = "caller", now
+	if err != nil {
+		d.log.Warn("BYE failed", "call_id", res.CallID, "err", err)
+	}
+}
+
+func (d *Dialer) newInvite(req CallRequest, callID string, body []byte) *sip.Request {
+	t := req.Trunk
+	recipient := sip.Uri{Scheme: "sip", User: req.To, Host: t.URI.Host, Port: t.URI.Port}
+	inv := sip.NewRequest(sip.INVITE, recipient)
+	inv.SetTransport(t.Transport)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: orDefault(t.CallerID, "vms"), Host: t.URI.Host}}
+	from.Params = sip.NewParams()
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	inv.AppendHeader(from)
+	inv.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: req.To, Host: t.URI.Host}})
+	cid := sip.CallIDHeader(callID)
+	inv.AppendHeader(&cid)
+	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	inv.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"))
+	inv.SetBody(body)
+	return inv
+}
+
+// offerFormats lists the trunk's codecs that we have audio for, in the
+// trunk's order.
+func offerFormats(req CallRequest) []Format {
+	var out []Format
+	for _, c := range req.Trunk.Codecs {
+		if req.Audio[c] == nil {
+			continue
+		}
+		switch c {
+		case tts.PCMU:
+			out = append(out, FormatPCMU)
+		case tts.PCMA:
+			out = append(out, FormatPCMA)
+		}
+	}
+	return out
+}
+
+// chooseMedia picks the audio, payload type and destination from the answer.
+func chooseMedia(req CallRequest, answer *Media, answerErr error) (*tts.Audio, uint8, netip.AddrPort, error) {
+	if answerErr != nil {
+		return nil, 0, netip.AddrPort{}, fmt.Errorf("%w: the answer's SDP is malformed: %v", ErrNoCommonCodec, answerErr)
+	}
+	if answer == nil {
+		return nil, 0, netip.AddrPort{}, fmt.Errorf("%w: the answer carried no SDP", ErrNoCommonCodec)
+	}
+	if answer.Addr.Port() == 0 {
+		return nil, 0, netip.AddrPort{}, fmt.Errorf("%w: the callee refused the audio stream (m=audio 0)", ErrNoCommonCodec)
+	}
+	f, _, err := Negotiate(offerFormats(req), answer.Formats)
+	if err != nil {
+		return nil, 0, netip.AddrPort{}, fmt.Errorf("%w: %v", ErrNoCommonCodec, err)
+	}
+	audio := req.Audio[tts.Codec(f.Name)]
+	if audio == nil {
+		return nil, 0, netip.AddrPort{}, fmt.Errorf("%w: answered %s", ErrNoCommonCodec, f.Name)
+	}
+	return audio, f.PT, answer.Addr, nil
+}
+
+// drainRTP reads and discards the callee's RTP until the socket's read
+// deadline passes or it closes, and returns the packet count. (DTMF
+// detection will read these packets.)
+func drainRTP(conn *net.UDPConn) int {
+	buf := make([]byte, 1500)
+	n := 0
+	for {
+		if _, _, err := conn.ReadFromUDPAddrPort(buf); err != nil {
+			return n
+		}
+		n++
+	}
+}
+
+func sessionID() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) >> 1
+}

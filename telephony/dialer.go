@@ -1,0 +1,197 @@
+// Package telephony places outbound calls to carrier SIP trunks: SIP
+// signalling with sipgo, SDP with pion/sdp, and RTP media paced from one
+// shared scheduler. The carrier simulator lives in telephony/sim.
+package telephony
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/vms-project/vms/tts"
+)
+
+// Config configures a Dialer.
+type Config struct {
+	// Listen is the UDP host:port the user agent binds ("127.0.0.1:0" for any port).
+	Listen string
+	// PublicHost is the address put in Contact and SDP; empty means the bound address.
+	PublicHost string
+	UserAgent  string
+	// RTPPortMin and RTPPortMax bound the media ports.
+	RTPPortMin, RTPPortMax int
+	Logger                 *slog.Logger
+}
+
+// Trunk is where a call is sent.
+type Trunk struct {
+	Name string
+	// URI is the trunk's SIP URI, e.g. sip:carrier.example.com:5060.
+	URI       sip.Uri
+	Transport string
+	Username  string
+	Password  string
+	CallerID  string
+	Codecs    []tts.Codec
+}
+
+// Dialer is a SIP user agent that places outbound calls. One Dialer serves
+// every call of a worker process.
+type Dialer struct {
+	ua      *sipgo.UserAgent
+	client  *sipgo.Client
+	server  *sipgo.Server
+	dialogs *sipgo.DialogClientCache
+	conn    net.PacketConn
+	addr    netip.AddrPort // bound SIP address
+	public  string
+	ports   *portPool
+	pacer   *pacer
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	calls map[string]*call // by Call-ID, for requests from the carrier
+
+	serveDone chan struct{}
+}
+
+// NewDialer binds the SIP socket and starts serving requests from carriers
+// (BYE, OPTIONS).
+func NewDialer(cfg Config) (*Dialer, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ap, err := netip.ParseAddrPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("sip listen %q: %w", cfg.Listen, err)
+	}
+	network := "udp4"
+	if ap.Addr().Is6() {
+		network = "udp6"
+	}
+	conn, err := net.ListenPacket(network, cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("sip listen %s: %w (is another worker using this port? set sip.listen)", cfg.Listen, err)
+	}
+	bound := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	bound = netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())
+	public := cfg.PublicHost
+	if public == "" {
+		public = bound.Addr().String()
+		if bound.Addr().IsUnspecified() {
+			public = outboundIP().String()
+		}
+	}
+	mediaIP := bound.Addr()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(orDefault(cfg.UserAgent, "vms")), sipgo.WithUserAgentHostname(public))
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientConnectionAddr(bound.String()),
+		sipgo.WithClientHostname(public), sipgo.WithClientPort(int(bound.Port())), sipgo.WithClientLogger(log))
+	if err != nil {
+		_ = ua.Close()
+		_ = conn.Close()
+		return nil, err
+	}
+	server, err := sipgo.NewServer(ua, sipgo.WithServerLogger(log))
+	if err != nil {
+		_ = ua.Close()
+		_ = conn.Close()
+		return nil, err
+	}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "vms", Host: public, Port: int(bound.Port())}}
+	d := &Dialer{
+		ua: ua, client: client, server: server, conn: conn, addr: bound, public: public,
+		dialogs:   sipgo.NewDialogClientCache(client, contact),
+		ports:     newPortPool(mediaIP, cfg.RTPPortMin, cfg.RTPPortMax),
+		pacer:     newPacer(tts.FrameDuration),
+		log:       log,
+		calls:     map[string]*call{},
+		serveDone: make(chan struct{}),
+	}
+	server.OnBye(d.onBye)
+	server.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+	})
+	go func() {
+		defer close(d.serveDone)
+		_ = server.ServeUDP(conn)
+	}()
+	return d, nil
+}
+
+// Addr is the bound SIP address.
+func (d *Dialer) Addr() netip.AddrPort { return d.addr }
+
+// RTPPortsInUse is how many RTP sockets are open (zero when no call is up).
+func (d *Dialer) RTPPortsInUse() int { return d.ports.used() }
+
+// Close stops the user agent. Calls still up are ended without BYE, so
+// drain calls first.
+func (d *Dialer) Close() error {
+	d.pacer.close()
+	err := d.ua.Close()
+	_ = d.conn.Close()
+	<-d.serveDone
+	return err
+}
+
+// onBye handles the carrier hanging up.
+func (d *Dialer) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	at := time.Now()
+	d.mu.Lock()
+	c := d.calls[req.CallID().Value()]
+	d.mu.Unlock()
+	if c != nil {
+		c.remoteBye(at)
+	}
+	if err := d.dialogs.ReadBye(req, tx); err != nil {
+		code := sip.StatusCallTransactionDoesNotExists
+		_ = tx.Respond(sip.NewResponseFromRequest(req, code, "Call/Transaction Does Not Exist", nil))
+	}
+}
+
+func (d *Dialer) track(callID string, c *call) {
+	d.mu.Lock()
+	d.calls[callID] = c
+	d.mu.Unlock()
+}
+
+func (d *Dialer) untrack(callID string) {
+	d.mu.Lock()
+	delete(d.calls, callID)
+	d.mu.Unlock()
+}
+
+// outboundIP is the first global unicast address of this host; used when
+// listening on 0.0.0.0 without sip.public_host.
+func outboundIP() netip.Addr {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() && ip.IsGlobalUnicast() {
+				return ip.Unmap()
+			}
+		}
+	}
+	return netip.MustParseAddr("127.0.0.1")
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+var errNoAudio = errors.New("no audio for any codec of the trunk")

@@ -1,0 +1,146 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vms-project/vms/config"
+	"github.com/vms-project/vms/queue"
+	"github.com/vms-project/vms/telephony"
+	"github.com/vms-project/vms/tts"
+)
+
+// Worker is one worker process: a SIP user agent and an asynq server that
+// runs Handler for up to worker.concurrency messages at once.
+type Worker struct {
+	Handler *Handler
+	Dialer  *telephony.Dialer
+	server  *asynq.Server
+	log     *slog.Logger
+}
+
+// New builds a worker from the configuration. It binds the SIP socket but
+// takes no jobs until Start.
+func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Worker, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	trunk, err := TrunkFromConfig(cfg.Trunks[0])
+	if err != nil {
+		return nil, err
+	}
+	renderer, err := tts.NewRenderer(tts.Espeak{}, cfg.TTS.CacheDir, tts.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("tts: %w", err)
+	}
+	_, listen, err := cfg.SIP.ListenAddr()
+	if err != nil {
+		return nil, fmt.Errorf("sip.listen: %w", err)
+	}
+	dialer, err := telephony.NewDialer(telephony.Config{
+		Listen: listen, PublicHost: cfg.SIP.PublicHost, UserAgent: cfg.SIP.UserAgent,
+		RTPPortMin: cfg.RTP.PortMin, RTPPortMax: cfg.RTP.PortMax, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	q := NewQueueClient(cfg, rdb)
+	h := &Handler{
+		Queue: q, Dialer: dialer, Renderer: renderer, Templates: cfg.TemplateRegistry(), Trunk: trunk,
+		Speech:      Speech{CodePrefix: cfg.Code.PrefixText, Voices: cfg.TTS.Voices, RepeatPause: cfg.Call.RepeatPause.D()},
+		RingTimeout: cfg.Call.RingTimeout.D(), MaxDuration: cfg.Call.MaxDuration.D(), Log: log,
+	}
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:       cfg.Worker.Concurrency,
+		Queues:            queue.Queues,
+		TaskCheckInterval: cfg.Worker.PollInterval.D(),
+		ShutdownTimeout:   cfg.Worker.DrainTimeout.D(),
+		RetryDelayFunc:    func(n int, _ error, _ *asynq.Task) time.Duration { return time.Duration(n+1) * 2 * time.Second },
+		Logger:            asynqLogger{log},
+		LogLevel:          asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			id, _ := asynq.GetTaskID(ctx)
+			log.Error("message task failed", "message_id", id, "err", err)
+		}),
+	})
+	return &Worker{Handler: h, Dialer: dialer, server: srv, log: log}, nil
+}
+
+// NewQueueClient returns the queue client configured as workers and senders share it.
+func NewQueueClient(cfg *config.Config, rdb redis.UniversalClient) *queue.Client {
+	langs := map[string]bool{}
+	for l := range cfg.Code.PrefixText {
+		langs[l] = true
+	}
+	return queue.NewClient(rdb, queue.Options{
+		Templates:       cfg.TemplateRegistry(),
+		Retention:       cfg.Redis.Retention.D(),
+		TaskTimeout:     cfg.Call.RingTimeout.D() + cfg.Call.MaxDuration.D() + 2*time.Minute,
+		DefaultLanguage: cfg.Code.Language,
+		Languages:       langs,
+	})
+}
+
+// TrunkFromConfig converts a configured trunk.
+func TrunkFromConfig(t config.Trunk) (telephony.Trunk, error) {
+	var u sip.Uri
+	if err := sip.ParseUri(t.URI, &u); err != nil {
+		return telephony.Trunk{}, fmt.Errorf("trunk %s: uri %q: %w", t.Name, t.URI, err)
+	}
+	if u.Port == 0 {
+		u.Port = 5060
+	}
+	tr := telephony.Trunk{Name: t.Name, URI: u, Transport: t.Transport, Username: t.Username,
+		Password: t.Password, CallerID: t.CallerID}
+	for _, c := range t.Codecs {
+		codec, err := tts.ParseCodec(c)
+		if err != nil {
+			return telephony.Trunk{}, fmt.Errorf("trunk %s: %w", t.Name, err)
+		}
+		tr.Codecs = append(tr.Codecs, codec)
+	}
+	return tr, nil
+}
+
+// Start begins taking jobs.
+func (w *Worker) Start() error {
+	mux := asynq.NewServeMux()
+	mux.Handle(queue.TaskSend, w.Handler)
+	if err := w.server.Start(mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	w.log.Info("worker started", "sip", w.Dialer.Addr().String(), "trunk", w.Handler.Trunk.Name,
+		"trunk_uri", redactURI(w.Handler.Trunk.URI.String()))
+	return nil
+}
+
+// Shutdown stops taking jobs, lets calls in progress finish (up to
+// worker.drain_timeout), then closes the SIP user agent.
+func (w *Worker) Shutdown() {
+	w.server.Shutdown()
+	_ = w.Dialer.Close()
+}
+
+func redactURI(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		u.User = url.User(u.User.Username())
+		return u.String()
+	}
+	return s
+}
+
+// asynqLogger routes asynq's logs into slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

@@ -1,0 +1,198 @@
+// Package worker runs the vms pipeline for each message asynq hands it:
+// load the record, render the audio, claim the message (queued → dialing,
+// atomically), place the call, and report the outcome.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/vms-project/vms/queue"
+	"github.com/vms-project/vms/telephony"
+	"github.com/vms-project/vms/templates"
+	"github.com/vms-project/vms/tts"
+)
+
+// Speech says how messages are spoken.
+type Speech struct {
+	// CodePrefix is spoken before a code's digits, per language.
+	CodePrefix map[string]string
+	// Voices maps a language to a TTS voice.
+	Voices map[string]string
+	// RepeatPause is the silence between repetitions.
+	RepeatPause time.Duration
+}
+
+// Handler processes TaskSend tasks. It implements asynq.Handler.
+type Handler struct {
+	Queue       *queue.Client
+	Dialer      *telephony.Dialer
+	Renderer    *tts.Renderer
+	Templates   templates.Registry
+	Trunk       telephony.Trunk
+	Speech      Speech
+	RingTimeout time.Duration
+	MaxDuration time.Duration
+	Log         *slog.Logger
+}
+
+// attempt is the attempt number this worker dials. Redials (a later issue)
+// will be attempts 2, 3...; asynq's own redeliveries of the same task are
+// not new attempts and must never dial.
+const attempt = 1
+
+// ProcessTask runs one message. A message with bad data is archived with its
+// reason (asynq.SkipRetry), never retried forever; only Redis errors are
+// returned for asynq to retry.
+func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var m queue.Message
+	if err := json.Unmarshal(t.Payload(), &m); err != nil || m.ID == "" {
+		return fmt.Errorf("task payload is not a vms message (%v): %w", err, asynq.SkipRetry)
+	}
+	log := h.Log.With("message_id", m.ID, "to", queue.MaskNumber(m.To), "kind", m.Kind)
+
+	rec, err := h.Queue.Get(ctx, m.ID)
+	if err != nil {
+		return fmt.Errorf("load record: %w", err)
+	}
+	if rec.Status != queue.StatusQueued {
+		// A redelivery: let Claim settle what happened to the first delivery.
+		return h.claimOnly(ctx, log, m.ID)
+	}
+
+	// Render before claiming, so a worker that dies while synthesizing
+	// leaves the message queued rather than unknown.
+	audio, err := h.render(ctx, m)
+	if err != nil {
+		log.Error("message cannot be played", "err", err)
+		if aerr := h.Queue.Abandon(ctx, m.ID, queue.StatusFailed, err.Error()); aerr != nil {
+			return aerr
+		}
+		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+	}
+
+	outcome, _, err := h.Queue.Claim(ctx, m.ID, attempt)
+	if err != nil {
+		return fmt.Errorf("claim: %w", err)
+	}
+	if outcome != queue.Claimed {
+		log.Warn("message was already handled; not dialling", "outcome", outcome)
+		return nil
+	}
+
+	res := h.Dialer.Call(ctx, telephony.CallRequest{
+		MessageID: m.ID, To: m.To, Trunk: h.Trunk, Audio: audio,
+		RingTimeout: h.RingTimeout, MaxDuration: h.MaxDuration,
+		Progress: &progress{q: h.Queue, id: m.ID, trunk: h.Trunk.Name, log: log},
+	})
+	log.Info("call ended", "status", res.Status, "sip_code", res.SIPCode, "billable_ms", res.BillableMS,
+		"hung_up_by", res.HungUpBy, "call_id", res.CallID, "reason", res.Reason)
+	return h.finish(m, res)
+}
+
+func (h *Handler) claimOnly(ctx context.Context, log *slog.Logger, id string) error {
+	outcome, rec, err := h.Queue.Claim(ctx, id, attempt)
+	if err != nil {
+		return fmt.Errorf("claim: %w", err)
+	}
+	if outcome == queue.Claimed {
+		// Cannot happen: the record was not queued a moment ago.
+		return h.Queue.Abandon(ctx, id, queue.StatusUnknown, "record changed state during redelivery; not dialled")
+	}
+	log.Warn("redelivered message not dialled again", "status", rec.Status)
+	return nil
+}
+
+// render returns the message's audio for each codec of the trunk.
+func (h *Handler) render(ctx context.Context, m queue.Message) (map[tts.Codec]*tts.Audio, error) {
+	p := tts.Prompt{Repeat: m.PlayTimes, Pause: h.Speech.RepeatPause}
+	switch m.Kind {
+	case queue.KindCode:
+		prefix, ok := h.Speech.CodePrefix[m.Language]
+		if !ok {
+			return nil, fmt.Errorf("no code.prefix_text for language %q", m.Language)
+		}
+		p.Text, p.Voice = tts.CodeText(prefix, m.Code), h.Speech.Voices[m.Language]
+	case queue.KindTTS:
+		// Checked again here: the template may have changed since enqueue.
+		if err := queue.CheckTemplate(ctx, h.Templates, m.TemplateID, m.Params); err != nil {
+			return nil, err
+		}
+		t, _ := h.Templates.Template(ctx, m.TemplateID)
+		text, err := t.Fill(m.Params)
+		if err != nil {
+			return nil, err
+		}
+		p.Text, p.Voice = text, t.Voice
+	default:
+		return nil, fmt.Errorf("unknown message kind %q", m.Kind)
+	}
+	if p.Voice == "" {
+		return nil, fmt.Errorf("no voice for language %q: add it to tts.voices", m.Language)
+	}
+	out := map[tts.Codec]*tts.Audio{}
+	for _, c := range h.Trunk.Codecs {
+		a, err := h.Renderer.Render(ctx, p, c)
+		if err != nil {
+			return nil, fmt.Errorf("render audio: %w", err)
+		}
+		out[c] = a
+	}
+	return out, nil
+}
+
+// finish writes the outcome. It runs on its own context: a worker that is
+// stopping must still record the calls it made.
+func (h *Handler) finish(m queue.Message, res telephony.Result) error {
+	rec := &queue.Record{Message: m, Status: res.Status, Attempt: attempt, Reason: res.Reason,
+		Trunk: h.Trunk.Name, CallID: res.CallID, Codec: string(res.Codec),
+		SIPCode: res.SIPCode, SIPReason: res.SIPReason, HungUpBy: res.HungUpBy,
+		PlayedToEnd: res.PlayedToEnd, AudioMS: res.AudioMS,
+		InviteAt: res.InviteAt, RingingAt: res.RingingAt, AnsweredAt: res.AnsweredAt, EndedAt: res.EndedAt,
+		BillableMS: res.BillableMS}
+	var err error
+	for try := 0; try < 5; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = h.Queue.Finish(ctx, rec)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	}
+	// The redelivery will find the record in a call state and mark it
+	// unknown; it will not dial again.
+	return fmt.Errorf("record the outcome of call %s: %w", res.CallID, err)
+}
+
+// progress writes a call's milestones to the record as they happen.
+type progress struct {
+	q     *queue.Client
+	id    string
+	trunk string
+	log   *slog.Logger
+}
+
+func (p *progress) write(f func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		p.log.Warn("record call progress", "err", err)
+	}
+}
+
+func (p *progress) InviteSent(at time.Time, callID string) {
+	p.write(func(ctx context.Context) error { return p.q.MarkInviteSent(ctx, p.id, at, p.trunk, callID) })
+}
+func (p *progress) Ringing(at time.Time) {
+	p.write(func(ctx context.Context) error { return p.q.MarkRinging(ctx, p.id, at) })
+}
+func (p *progress) Answered(at time.Time) {
+	p.write(func(ctx context.Context) error { return p.q.MarkAnswered(ctx, p.id, at) })
+}
