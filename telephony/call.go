@@ -317,7 +317,7 @@ func chooseMedia(req CallRequest, answer *Media, answerErr error) (*tts.Audio, u
 	}
 	f, _, err := Negotiate(offerFormats(req), answer.Formats)
 	if err != nil {
-		return nil, 0, netip.AddrPort{}, fmt.Errorf("%w: %v", ErrNoCommonCodec, err)
+		return nil, 0, netip.AddrPort{}, err // Negotiate's error wraps ErrNoCommonCodec
 	}
 	audio := req.Audio[tts.Codec(f.Name)]
 	if audio == nil {

@@ -127,6 +127,10 @@ func NewDialer(cfg Config) (*Dialer, error) {
 		defer close(d.serveDone)
 		_ = server.ServeUDP(conn)
 	}()
+	if err := WaitServing(ua, d.serveDone); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("sip listen %s: %w", bound, err)
+	}
 	return d, nil
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/vms-project/vms/telephony"
 )
 
 // Config configures a Simulator. The zero value listens on a free loopback
@@ -159,7 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Simulator, error) {
 			log.Debug("carrier-sim: serve ended", "error", err)
 		}
 	}()
-	if err := waitServing(ua, s.serveDone); err != nil {
+	if err := telephony.WaitServing(ua, s.serveDone); err != nil {
 		s.cancel()
 		_ = ua.Close()
 		_ = conn.Close()
@@ -170,26 +172,6 @@ func Start(ctx context.Context, cfg Config) (*Simulator, error) {
 
 	log.Info("carrier-sim listening", "addr", addr.String())
 	return s, nil
-}
-
-// waitServing waits until sipgo has registered the listening socket in its
-// UDP connection pool: before that, a request the simulator sends (BYE)
-// would try to bind the same port a second time.
-func waitServing(ua *sipgo.UserAgent, serveDone <-chan struct{}) error {
-	pool := ua.TransportLayer().Pool("udp")
-	deadline := time.Now().Add(2 * time.Second)
-	for pool.Size() == 0 {
-		select {
-		case <-serveDone:
-			return errors.New("carrier-sim: SIP transport stopped during start-up")
-		default:
-		}
-		if time.Now().After(deadline) {
-			return errors.New("carrier-sim: SIP transport not ready after 2s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return nil
 }
 
 // validate applies defaults and checks the scenario table, reporting every

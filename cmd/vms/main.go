@@ -1,0 +1,147 @@
+// Command vms is the one binary of the voice message service: workers,
+// senders, status, the carrier simulator and the demo.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vms-project/vms/config"
+)
+
+const usage = `vms — self-hosted voice message service
+
+Usage:
+  vms worker       -c FILE                       run a worker (SIGTERM drains calls in progress)
+  vms send code    --to E164 --code DIGITS [--play-times N] [--lang L] [--id MSGID] [--json]
+  vms send tts     --to E164 --template ID [--param VALUE]... [--play-times N] [--id MSGID] [--json]
+  vms status       MSGID [--wait DURATION] [--json]
+  vms carrier-sim  [--listen ADDR] [--record-dir DIR] [--scenario NUMBER=SCENARIO]...
+  vms demo         run everything in one process on embedded defaults
+
+Every command takes -c FILE (default: embedded defaults); REDIS_URL overrides redis.url.
+`
+
+// exitError carries a process exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	if err == nil {
+		return
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "vms:", err)
+	} else {
+		code = 2
+	}
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitError{2, errors.New("name a command")}
+	}
+	switch args[0] {
+	case "worker":
+		return cmdWorker(ctx, args[1:], stderr)
+	case "send":
+		return cmdSend(ctx, args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, args[1:], stdout, stderr)
+	case "carrier-sim":
+		return cmdCarrierSim(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return &exitError{2, fmt.Errorf("unknown command %q", args[0])}
+}
+
+// newFlags returns a flag set with the -c flag every command takes.
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("vms "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "", "config file (default: embedded defaults)")
+	return fs, cfgPath
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments ("vms status ID --wait 5s") and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, &exitError{2, err}
+	}
+	return cfg, nil
+}
+
+func openRedis(ctx context.Context, url string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("redis at %s: %w (start Redis or set REDIS_URL)", redactRedisURL(url), err)
+	}
+	return rdb, nil
+}
+
+// redactRedisURL hides a password in a Redis URL for messages.
+func redactRedisURL(u string) string {
+	if i := strings.Index(u, "@"); i > 0 {
+		if j := strings.Index(u, "://"); j > 0 && j < i {
+			return u[:j+3] + "***" + u[i:]
+		}
+	}
+	return u
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// multiFlag collects a repeated string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

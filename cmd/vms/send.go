@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vms-project/vms/queue"
+	"github.com/vms-project/vms/worker"
+)
+
+func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "code" && args[0] != "tts") {
+		return &exitError{2, errors.New("usage: vms send code|tts ... (see vms help)")}
+	}
+	kind := args[0]
+	fs, cfgPath := newFlags("send "+kind, stderr)
+	to := fs.String("to", "", "called number in E.164 form, e.g. +8613800138000")
+	id := fs.String("id", "", "message ID (idempotency key); generated when empty")
+	playTimes := fs.Int("play-times", 0, "how many times the message is played, 1-3 (default 2)")
+	asJSON := fs.Bool("json", false, "print the message record as JSON")
+	code := fs.String("code", "", "verification code, 4-10 digits (send code)")
+	lang := fs.String("lang", "", "language of the code prompt (send code; default code.language)")
+	template := fs.String("template", "", "template ID (send tts)")
+	var params multiFlag
+	fs.Var(&params, "param", "template parameter, once per placeholder in order (send tts)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	rdb, err := openRedis(ctx, cfg.Redis.URL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	q := worker.NewQueueClient(cfg, rdb)
+	defer q.Close()
+
+	var rec *queue.Record
+	if kind == "code" {
+		rec, err = q.SendCode(ctx, queue.CodeRequest{ID: *id, To: *to, Code: *code, PlayTimes: *playTimes, Language: *lang})
+	} else {
+		rec, err = q.SendTTS(ctx, queue.TTSRequest{ID: *id, To: *to, TemplateID: *template, Params: params, PlayTimes: *playTimes})
+	}
+	var inputErr *queue.InputError
+	switch {
+	case errors.As(err, &inputErr):
+		return &exitError{2, fmt.Errorf("%s (%s); nothing was enqueued", inputErr.Msg, inputErr.Code)}
+	case errors.Is(err, queue.ErrDuplicate) && rec != nil:
+		// Idempotent: the same ID is one message, one call.
+		fmt.Fprintf(stderr, "vms: %v\n", err)
+	case err != nil:
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, struct {
+			*queue.Record
+			Duplicate bool `json:"duplicate"`
+		}{rec, err != nil})
+	}
+	fmt.Fprintln(stdout, rec.ID)
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
