@@ -107,12 +107,8 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 	}
 	defer d.ports.release(rtpConn)
 
-	mediaIP, err := netip.ParseAddr(d.public)
-	if err != nil {
-		mediaIP = d.addr.Addr()
-	}
 	rtpPort := uint16(rtpConn.LocalAddr().(*net.UDPAddr).Port)
-	body := BuildSDP(sessionID(), mediaIP, rtpPort, append(offer, FormatTelephoneEvent))
+	body := BuildSDP(sessionID(), d.sdpIP, rtpPort, append(offer, FormatTelephoneEvent))
 
 	callID := uuid.NewString()
 	res.CallID = callID

@@ -51,7 +51,8 @@ type Dialer struct {
 	dialogs *sipgo.DialogClientCache
 	conn    net.PacketConn
 	addr    netip.AddrPort // bound SIP address
-	public  string
+	public  string         // host in Contact
+	sdpIP   netip.Addr     // address in the SDP c= line
 	ports   *portPool
 	pacer   *pacer
 	log     *slog.Logger
@@ -90,7 +91,11 @@ func NewDialer(cfg Config) (*Dialer, error) {
 			public = outboundIP().String()
 		}
 	}
-	mediaIP := bound.Addr()
+	sdpIP, err := advertisedIP(public)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(orDefault(cfg.UserAgent, "vms")), sipgo.WithUserAgentHostname(public))
 	if err != nil {
 		_ = conn.Close()
@@ -113,7 +118,8 @@ func NewDialer(cfg Config) (*Dialer, error) {
 	d := &Dialer{
 		ua: ua, client: client, server: server, conn: conn, addr: bound, public: public,
 		dialogs:   sipgo.NewDialogClientCache(client, contact),
-		ports:     newPortPool(mediaIP, cfg.RTPPortMin, cfg.RTPPortMax),
+		sdpIP:     sdpIP,
+		ports:     newPortPool(bound.Addr(), cfg.RTPPortMin, cfg.RTPPortMax),
 		pacer:     newPacer(tts.FrameDuration),
 		log:       log,
 		calls:     map[string]*call{},
@@ -189,6 +195,25 @@ func outboundIP() netip.Addr {
 		}
 	}
 	return netip.MustParseAddr("127.0.0.1")
+}
+
+// advertisedIP is the IP address for SDP: public_host itself, or what it
+// resolves to.
+func advertisedIP(host string) (netip.Addr, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return netip.Addr{}, fmt.Errorf("sip.public_host %q does not resolve (%v): set it to this worker's public IP", host, err)
+	}
+	for _, ip := range ips {
+		if v4 := ip.To4(); v4 != nil {
+			return netip.AddrFrom4([4]byte(v4)), nil
+		}
+	}
+	a, _ := netip.AddrFromSlice(ips[0])
+	return a, nil
 }
 
 func orDefault(s, def string) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -24,6 +25,14 @@ type Worker struct {
 	Dialer  *telephony.Dialer
 	server  *asynq.Server
 	log     *slog.Logger
+	drain   time.Duration
+
+	// Handlers run on callCtx; cancelling it hangs up every call in
+	// progress. asynq's own shutdown timeout only requeues a task and leaves
+	// its handler running, which would place a second call elsewhere.
+	callCtx    context.Context
+	cancelCall context.CancelFunc
+	active     atomic.Int64
 }
 
 // New builds a worker from the configuration. It binds the SIP socket but
@@ -57,20 +66,24 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 		Speech:      Speech{CodePrefix: cfg.Code.PrefixText, Voices: cfg.TTS.Voices, RepeatPause: cfg.Call.RepeatPause.D()},
 		RingTimeout: cfg.Call.RingTimeout.D(), MaxDuration: cfg.Call.MaxDuration.D(), Log: log,
 	}
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+	w := &Worker{Handler: h, Dialer: dialer, log: log, drain: cfg.Worker.DrainTimeout.D()}
+	w.callCtx, w.cancelCall = context.WithCancel(context.Background())
+	w.server = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		BaseContext:       func() context.Context { return w.callCtx },
 		Concurrency:       cfg.Worker.Concurrency,
 		Queues:            queue.Queues,
 		TaskCheckInterval: cfg.Worker.PollInterval.D(),
-		ShutdownTimeout:   cfg.Worker.DrainTimeout.D(),
-		RetryDelayFunc:    func(n int, _ error, _ *asynq.Task) time.Duration { return time.Duration(n+1) * 2 * time.Second },
-		Logger:            asynqLogger{log},
-		LogLevel:          asynq.WarnLevel,
+		// Shutdown drains calls itself before asynq's shutdown starts.
+		ShutdownTimeout: hangupGrace,
+		RetryDelayFunc:  func(n int, _ error, _ *asynq.Task) time.Duration { return time.Duration(n+1) * 2 * time.Second },
+		Logger:          asynqLogger{log},
+		LogLevel:        asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			log.Error("message task failed", "message_id", id, "err", err)
 		}),
 	})
-	return &Worker{Handler: h, Dialer: dialer, server: srv, log: log}, nil
+	return w, nil
 }
 
 // NewQueueClient returns the queue client configured as workers and senders share it.
@@ -112,7 +125,11 @@ func TrunkFromConfig(t config.Trunk) (telephony.Trunk, error) {
 // Start begins taking jobs.
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
-	mux.Handle(queue.TaskSend, w.Handler)
+	mux.Handle(queue.TaskSend, asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		w.active.Add(1)
+		defer w.active.Add(-1)
+		return w.Handler.ProcessTask(ctx, t)
+	}))
 	if err := w.server.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -124,8 +141,32 @@ func (w *Worker) Start() error {
 // Shutdown stops taking jobs, lets calls in progress finish (up to
 // worker.drain_timeout), then closes the SIP user agent.
 func (w *Worker) Shutdown() {
+	w.server.Stop() // no new jobs
+	if !w.waitIdle(w.drain) {
+		w.log.Warn("drain timeout: hanging up calls still in progress", "calls", w.active.Load())
+		w.cancelCall()
+		if !w.waitIdle(hangupGrace) {
+			w.log.Error("calls did not end after hang-up; asynq will requeue them (their records say they were dialled)")
+		}
+	}
 	w.server.Shutdown()
+	w.cancelCall()
 	_ = w.Dialer.Close()
+}
+
+// hangupGrace is how long hanging up and recording a call may take.
+const hangupGrace = 8 * time.Second
+
+// waitIdle waits until no handler runs, up to d.
+func (w *Worker) waitIdle(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for w.active.Load() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
 
 func redactURI(s string) string {

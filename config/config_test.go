@@ -1,0 +1,106 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	t.Setenv("VMS_CARRIER_A_PASSWORD", "s3cret")
+	t.Setenv("REDIS_URL", "")
+	c, err := Load("../configs/vms.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Trunks[0].Password != "s3cret" || c.Worker.Concurrency != 50 || c.Call.RingTimeout.D() != 45*time.Second {
+		t.Fatalf("example config read wrong: %+v", c)
+	}
+	if len(c.Templates) != 2 || c.TemplateRegistry()["payment_due"].Voice != "cmn" {
+		t.Fatalf("templates = %+v", c.Templates)
+	}
+}
+
+func TestComposeConfigLoads(t *testing.T) {
+	t.Setenv("REDIS_URL", "")
+	if _, err := Load("../configs/compose.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	t.Setenv("REDIS_URL", "redis://example:6379/3")
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Redis.URL != "redis://example:6379/3" {
+		t.Fatalf("REDIS_URL not applied: %s", c.Redis.URL)
+	}
+}
+
+func TestEveryProblemIsReportedAtOnce(t *testing.T) {
+	t.Setenv("REDIS_URL", "")
+	t.Setenv("VMS_MISSING_PASSWORD", "")
+	os.Unsetenv("VMS_MISSING_PASSWORD")
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	bad := `
+redis:
+  url: "http://nope"
+worker:
+  concurrency: 0
+  poll_interval: 1ms
+sip:
+  listen: "udp://somehost:5060"
+trunks:
+  - name: a
+    uri: "not a uri"
+    transport: sctp
+    password_env: VMS_MISSING_PASSWORD
+    codecs: [G729]
+  - name: a
+    uri: sip:b.example.com
+    transport: udp
+    codecs: [PCMU]
+templates:
+  - id: t1
+    text: "Hello {2}"
+    status: live
+`
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{
+		"redis.url", "worker.concurrency 0", "worker.poll_interval", "sip.listen",
+		"trunks[0].uri", "trunks[0].transport \"sctp\"", "VMS_MISSING_PASSWORD", "trunks[0].codecs: \"G729\"",
+		"trunks[1].name \"a\" is used twice", "placeholder {1} is missing", "templates[0].status",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestUnknownKeysAreRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "typo.yaml")
+	os.WriteFile(path, []byte("worker:\n  concurency: 5\ntts:\n  engin: x\n"), 0o600)
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), "concurency") || !strings.Contains(err.Error(), "engin") {
+		t.Fatalf("err = %v, want both unknown keys named", err)
+	}
+}
+
+func TestBadDuration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.yaml")
+	os.WriteFile(path, []byte("call:\n  ring_timeout: soon\n"), 0o600)
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), `"soon" is not a duration`) {
+		t.Fatalf("err = %v", err)
+	}
+}

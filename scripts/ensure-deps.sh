@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what `make demo` and `make test` need that this machine lacks,
+# or says exactly what to install. Usage: scripts/ensure-deps.sh PROGRAM...
+# where each PROGRAM is one of: go espeak-ng redis-server
+set -euo pipefail
+
+declare -A package=( [espeak-ng]=espeak-ng [redis-server]=redis-server )
+missing=()
+for prog in "$@"; do
+  command -v "$prog" >/dev/null 2>&1 && continue
+  if [ "$prog" = go ]; then
+    echo "Go is not installed: install Go 1.26 or newer (https://go.dev/doc/install) and put it on PATH." >&2
+    exit 1
+  fi
+  missing+=("${package[$prog]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]} with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "missing: ${missing[*]}. Install it with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
