@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vms-project/vms/templates"
 )
 
 // Config is the whole vms configuration.
@@ -27,6 +29,12 @@ type Config struct {
 	TTS       TTS        `yaml:"tts"`
 	Code      Code       `yaml:"code"`
 	Templates []Template `yaml:"templates"`
+
+	// Sections of later features, each defined in its own file.
+	Routing Routing `yaml:"routing"` // routing.go: trunk selection, limits, failover, redial
+	Policy  Policy  `yaml:"policy"`  // policy.go: consent, suppression, frequency, quiet hours, audit
+	API     API     `yaml:"api"`     // api.go: HTTP API, apps, callbacks, billing
+	Audio   Audio   `yaml:"audio"`   // audio.go: recorded prompts, fetching, normalization
 }
 
 // Redis says where the queues and message records live.
@@ -86,6 +94,30 @@ type Trunk struct {
 	PasswordEnv string   `yaml:"password_env"`
 	CallerID    string   `yaml:"caller_id"`
 	Codecs      []string `yaml:"codecs"`
+	// TLSCA is a PEM file of CAs to trust for transport tls (empty: system roots).
+	TLSCA string `yaml:"tls_ca"`
+	// TLSServerName overrides the name checked in the trunk's certificate.
+	TLSServerName string `yaml:"tls_server_name"`
+
+	// Routing and limits (config/routing.go validates them).
+	// FromDomain is the host of the From URI (default: the trunk's host).
+	FromDomain string `yaml:"from_domain"`
+	// AuthUsername is the digest user when it differs from username (the From user).
+	AuthUsername string `yaml:"auth_username"`
+	// Realm, when set, is the only digest realm the credentials are sent to.
+	Realm string `yaml:"realm"`
+	// CallerIDs is a pool of E.164 caller IDs; caller_id alone is a pool of one.
+	CallerIDs []string `yaml:"caller_ids"`
+	// CallerIDMode picks from the pool per call: fixed, round_robin or country.
+	CallerIDMode string `yaml:"caller_id_mode"`
+	// Prefixes are the E.164 prefixes ("+86", "+1415") the trunk serves; empty serves all.
+	Prefixes []string `yaml:"prefixes"`
+	// Priority orders trunks serving the same prefix: lower is tried first.
+	Priority int `yaml:"priority"`
+	// MaxChannels caps calls up on this trunk across all workers (0: no cap).
+	MaxChannels int `yaml:"max_channels"`
+	// CPS caps new calls per second on this trunk across all workers (0: no cap).
+	CPS float64 `yaml:"cps"`
 }
 
 // TTS configures speech synthesis.
@@ -112,8 +144,17 @@ type Template struct {
 	Text     string `yaml:"text"`
 	Language string `yaml:"language"`
 	// Voice overrides the language's voice.
-	Voice  string `yaml:"voice"`
+	Voice string `yaml:"voice"`
+	// Status is the review state the template starts in when it is first
+	// seeded into Redis; afterwards review state lives in Redis.
 	Status string `yaml:"status"`
+	// Policy fields (config/policy.go, templates/): name, kind code|notify,
+	// per-placeholder constraints, DTMF key actions, urgency.
+	Name       string            `yaml:"name"`
+	Kind       string            `yaml:"kind"`
+	Params     []templates.Param `yaml:"params"`
+	KeyActions map[string]string `yaml:"key_actions"`
+	Urgent     bool              `yaml:"urgent"`
 }
 
 // Duration is a time.Duration written as "1s", "250ms", "2m" in YAML.
@@ -179,6 +220,7 @@ func (c *Config) ApplyEnv() {
 	if u := os.Getenv("REDIS_URL"); u != "" {
 		c.Redis.URL = u
 	}
+	c.applyPolicyEnv()
 	for i := range c.Trunks {
 		if env := c.Trunks[i].PasswordEnv; env != "" {
 			if v, ok := os.LookupEnv(env); ok {

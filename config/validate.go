@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -76,6 +77,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateTemplates(&p)
+	c.validateRouting(&p)
+	c.validatePolicy(&p)
+	c.validateAPI(&p)
+	c.validateAudio(&p)
 	if len(p) > 0 {
 		return fmt.Errorf("%d problem(s):\n  - %s", len(p), strings.Join(p, "\n  - "))
 	}
@@ -99,8 +104,13 @@ func (c *Config) validateTrunks(p *problems) {
 		if err := sip.ParseUri(t.URI, &u); err != nil || u.Host == "" || (u.Scheme != "sip" && u.Scheme != "") {
 			p.add("%s.uri %q: not a SIP URI (use sip:carrier.example.com:5060)", at, t.URI)
 		}
-		if t.Transport != "udp" && t.Transport != "tcp" {
-			p.add("%s.transport %q: use udp or tcp", at, t.Transport)
+		if t.Transport != "udp" && t.Transport != "tcp" && t.Transport != "tls" {
+			p.add("%s.transport %q: use udp, tcp or tls", at, t.Transport)
+		}
+		if t.TLSCA != "" {
+			if _, err := os.Stat(t.TLSCA); err != nil {
+				p.add("%s.tls_ca: %v", at, err)
+			}
 		}
 		if t.PasswordEnv != "" && t.Password == "" {
 			p.add("%s.password_env: environment variable %s is not set", at, t.PasswordEnv)
@@ -121,6 +131,7 @@ func (c *Config) validateTrunks(p *problems) {
 				p.add("%s.codecs: %q is not supported (PCMU, PCMA)", at, codec)
 			}
 		}
+		validateTrunkRouting(p, at, t) // routing.go
 	}
 }
 
@@ -163,9 +174,8 @@ func (c *Config) VoiceFor(language, voice string) string {
 // TemplateRegistry returns the configured templates as a registry.
 func (c *Config) TemplateRegistry() templates.Static {
 	reg := templates.Static{}
-	for _, t := range c.Templates {
-		reg[t.ID] = templates.Template{ID: t.ID, Text: t.Text, Language: t.Language,
-			Voice: c.VoiceFor(t.Language, t.Voice), Status: templates.Status(t.Status)}
+	for _, t := range c.TemplateDefs() { // policy.go
+		reg[t.ID] = t
 	}
 	return reg
 }

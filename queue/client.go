@@ -44,6 +44,9 @@ type Options struct {
 	DefaultLanguage string
 	// Languages lists the languages code calls may use.
 	Languages map[string]bool
+	// Policy, when set, checks every message before it is enqueued and
+	// again right before it is dialled (see policy.go and package policy).
+	Policy Policy
 }
 
 // Client enqueues messages and reads their records. It is safe for
@@ -78,6 +81,10 @@ type CodeRequest struct {
 	Code      string // 4-10 digits
 	PlayTimes int    // 1-3, 0 means 2
 	Language  string // optional; Options.DefaultLanguage when empty
+	// Upstream fields: see Message. AppID "" means DefaultApp.
+	AppID          string
+	SessionContext string
+	CallbackURL    string
 }
 
 // TTSRequest asks for a template notification call.
@@ -87,6 +94,10 @@ type TTSRequest struct {
 	TemplateID string
 	Params     []string
 	PlayTimes  int
+	// Upstream fields: see Message. AppID "" means DefaultApp.
+	AppID          string
+	SessionContext string
+	CallbackURL    string
 }
 
 // SendCode validates and enqueues a verification code call. Invalid input is
@@ -94,6 +105,9 @@ type TTSRequest struct {
 // its record and an error wrapping ErrDuplicate.
 func (c *Client) SendCode(ctx context.Context, req CodeRequest) (*Record, error) {
 	m := Message{ID: req.ID, Kind: KindCode, Code: req.Code, Language: req.Language}
+	if err := setUpstream(&m, req.AppID, req.SessionContext, req.CallbackURL); err != nil {
+		return nil, err
+	}
 	if m.Language == "" {
 		m.Language = c.opts.DefaultLanguage
 	}
@@ -116,6 +130,9 @@ func (c *Client) SendCode(ctx context.Context, req CodeRequest) (*Record, error)
 // SendTTS validates and enqueues a template notification call.
 func (c *Client) SendTTS(ctx context.Context, req TTSRequest) (*Record, error) {
 	m := Message{ID: req.ID, Kind: KindTTS, TemplateID: req.TemplateID, Params: req.Params}
+	if err := setUpstream(&m, req.AppID, req.SessionContext, req.CallbackURL); err != nil {
+		return nil, err
+	}
 	var err error
 	if m.To, err = NormalizeNumber(req.To); err != nil {
 		return nil, err
@@ -157,8 +174,19 @@ func (c *Client) enqueue(ctx context.Context, m Message, queueName string) (*Rec
 		return nil, err
 	}
 	m.EnqueuedAt = time.Now().UTC()
+	if c.opts.Policy != nil {
+		// A message ID sent before is a duplicate, whatever policy says now.
+		if _, err := c.store.get(ctx, m.ID); err == nil {
+			return c.duplicate(ctx, m.ID)
+		}
+	}
+	decision, err := c.admit(ctx, &m) // policy.go
+	if err != nil {
+		return nil, err
+	}
 	created, err := c.store.create(ctx, m)
 	if err != nil {
+		c.releasePolicy(ctx, m)
 		return nil, fmt.Errorf("enqueue %s: %w", m.ID, err)
 	}
 	if !created {
@@ -168,9 +196,9 @@ func (c *Client) enqueue(ctx context.Context, m Message, queueName string) (*Rec
 	if err != nil {
 		return nil, err
 	}
-	_, err = c.aq.EnqueueContext(ctx, asynq.NewTask(TaskSend, payload),
+	_, err = c.aq.EnqueueContext(ctx, asynq.NewTask(TaskSend, payload), append([]asynq.Option{
 		asynq.TaskID(m.ID), asynq.Queue(queueName), asynq.MaxRetry(3),
-		asynq.Timeout(c.opts.TaskTimeout), asynq.Retention(c.opts.Retention))
+		asynq.Timeout(c.opts.TaskTimeout), asynq.Retention(c.opts.Retention)}, policyOptions(decision)...)...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		// asynq still holds a task of this ID whose record expired: the ID
 		// stays taken until the task's retention ends.
@@ -179,7 +207,11 @@ func (c *Client) enqueue(ctx context.Context, m Message, queueName string) (*Rec
 	}
 	if err != nil {
 		_ = c.store.remove(ctx, m.ID)
+		c.releasePolicy(ctx, m)
 		return nil, fmt.Errorf("enqueue %s: %w", m.ID, err)
+	}
+	if err := c.afterEnqueue(ctx, m, decision); err != nil {
+		return nil, err
 	}
 	return c.store.get(ctx, m.ID)
 }

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"strconv"
 	"time"
 )
 
@@ -25,31 +24,10 @@ const (
 
 // Claim atomically moves a message from queued to dialing for attempt.
 // Every delivery of a task calls it first; only the delivery that gets
-// Claimed may send an INVITE.
+// Claimed may send an INVITE. Attempt A is claimed only from queued with
+// attempt A-1 (attempts.go): a redelivered attempt never dials twice.
 func (c *Client) Claim(ctx context.Context, id string, attempt int) (ClaimOutcome, *Record, error) {
-	prev, moved, err := c.store.transition(ctx, id, []Status{StatusQueued}, StatusDialing,
-		map[string]string{"attempt": strconv.Itoa(attempt)}, false)
-	if err != nil {
-		return 0, nil, err
-	}
-	if !moved && isIn(prev, inCall) {
-		_, _, err = c.store.transition(ctx, id, inCall, StatusUnknown, map[string]string{
-			"reason": "the worker handling this call stopped before recording its outcome; not dialled again",
-		}, true)
-		if err != nil {
-			return 0, nil, err
-		}
-	}
-	rec, err := c.store.get(ctx, id)
-	switch {
-	case err != nil:
-		return 0, nil, err
-	case moved:
-		return Claimed, rec, nil
-	case isIn(prev, inCall):
-		return LostInCall, rec, nil
-	}
-	return AlreadyFinished, rec, nil
+	return c.claim(ctx, id, attempt)
 }
 
 // MarkInviteSent records when the INVITE left.

@@ -29,6 +29,15 @@ type Message struct {
 	Params     []string  `json:"params,omitempty"`
 	PlayTimes  int       `json:"play_times"`
 	EnqueuedAt time.Time `json:"enqueued_at"`
+	// NotBefore is set when policy deferred the message (quiet hours): it
+	// is not dialled before then.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	// AppID is the upstream app that sent the message (DefaultApp when
+	// sent without one); SessionContext is echoed back in its callbacks;
+	// CallbackURL overrides the app's configured callback URL.
+	AppID          string `json:"app_id"`
+	SessionContext string `json:"session_context,omitempty"`
+	CallbackURL    string `json:"callback_url,omitempty"`
 }
 
 // Status is the state of a message record.
@@ -56,6 +65,7 @@ const (
 	StatusCanceled      Status = "canceled"       // canceled before dialing
 	StatusBlocked       Status = "blocked"        // refused by policy
 	StatusUnknown       Status = "unknown"        // the worker was lost after dialing; outcome not recorded, never redialled
+	StatusMediaTimeout  Status = "media_timeout"  // answered, then no RTP from the callee for call.media_timeout
 )
 
 // Terminal reports whether no further state follows. StatusUnknown is
@@ -98,6 +108,15 @@ type Record struct {
 	BillableMS      int64     `json:"billable_ms"`
 	BillableMinutes int       `json:"billable_minutes"`
 	UpdatedAt       time.Time `json:"updated_at,omitzero"`
+	// Keys are the DTMF keys the callee pressed, in order.
+	Keys []KeyPress `json:"keys,omitempty"`
+	// Confirmed: the callee pressed the template's confirm key.
+	Confirmed bool `json:"confirmed,omitempty"`
+	// OptedOut: the callee pressed the template's opt-out key.
+	OptedOut bool `json:"opted_out,omitempty"`
+	// Callbacks is the delivery state of each status callback, by event
+	// (ringing, answered, final...): see callback_state.go.
+	Callbacks map[string]CallbackState `json:"callbacks,omitempty"`
 }
 
 // BillableMinutes is ceil(ms / 60000): any answered call of at least one
@@ -116,4 +135,12 @@ type Event struct {
 	At        time.Time `json:"at"`
 	SIPCode   int       `json:"sip_code,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+}
+
+// KeyPress is one DTMF key the callee pressed.
+type KeyPress struct {
+	Key string    `json:"key"`
+	At  time.Time `json:"at"`
+	// Via is how it arrived: rfc4733 (RTP telephone-event) or info (SIP INFO).
+	Via string `json:"via"`
 }

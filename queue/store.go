@@ -100,7 +100,7 @@ func (s *store) transition(ctx context.Context, id string, from []Status, to Sta
 	for k, v := range fields {
 		args = append(args, k, v)
 	}
-	res, err := transitionScript.Run(ctx, s.rdb, []string{recordKey(id), eventsKey(id), cdrStream}, args...).Slice()
+	res, err := transitionScript.Run(ctx, s.rdb, []string{recordKey(id), eventsKey(id), cdrStream, stateChangeStream}, args...).Slice()
 	if err != nil {
 		return "", false, fmt.Errorf("message %s: move to %s: %w", id, to, err)
 	}
@@ -130,6 +130,12 @@ func resultFields(r *Record) map[string]string {
 		"ended_at":         formatTime(r.EndedAt),
 		"billable_ms":      strconv.FormatInt(r.BillableMS, 10),
 		"billable_minutes": strconv.Itoa(r.BillableMinutes),
+		"confirmed":        boolField(r.Confirmed),
+		"opted_out":        boolField(r.OptedOut),
+	}
+	if len(r.Keys) > 0 {
+		keys, _ := json.Marshal(r.Keys)
+		f["keys"] = string(keys)
 	}
 	for k, v := range f {
 		if v == "" {
@@ -162,7 +168,19 @@ func recordFromFields(f map[string]string) (*Record, error) {
 	r.BillableMS, _ = strconv.ParseInt(f["billable_ms"], 10, 64)
 	r.BillableMinutes, _ = strconv.Atoi(f["billable_minutes"])
 	r.UpdatedAt = parseTime(f["updated_at"])
+	r.Callbacks = callbackStates(f)
+	if r.AppID == "" {
+		r.AppID = DefaultApp // records written before apps existed
+	}
 	return r, nil
+}
+
+// boolField writes true as "true" and false as nothing.
+func boolField(b bool) string {
+	if b {
+		return "true"
+	}
+	return ""
 }
 
 func formatTime(t time.Time) string {

@@ -1,5 +1,6 @@
 -- Atomic state transition of one message record.
--- KEYS[1] record hash, KEYS[2] the message's event stream, KEYS[3] the CDR stream
+-- KEYS[1] record hash, KEYS[2] the message's event stream, KEYS[3] the CDR stream,
+-- KEYS[4] (optional) the state-change outbox stream of all messages
 -- ARGV[1] allowed current states, comma-separated
 -- ARGV[2] new state
 -- ARGV[3] retention in ms
@@ -31,6 +32,14 @@ end
 if cur ~= ARGV[2] then
   -- Setting fields without a state change is not an event.
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(ev))
+  if KEYS[4] then
+    -- The state-change outbox (statechanges.go), written in the same atomic
+    -- step so no change is ever lost to a crash: the callback relay reads it.
+    local id = string.match(KEYS[1], '{(.*)}')
+    local att = redis.call('HGET', KEYS[1], 'attempt') or '0'
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'message_id', id,
+      'status', ARGV[2], 'attempt', att, 'at', ARGV[4])
+  end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])

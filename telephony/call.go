@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -28,9 +29,23 @@ type CallRequest struct {
 	Audio       map[tts.Codec]*tts.Audio
 	RingTimeout time.Duration
 	MaxDuration time.Duration
+	// MediaTimeout ends an answered call when no RTP has come from the
+	// callee for this long (0: off; many carriers send none on a one-way call).
+	MediaTimeout time.Duration
+	// Actions maps a DTMF key to what it does: KeyRepeat, KeyConfirm or KeyOptOut.
+	Actions map[string]string
+	// Ack is played after the confirm key, then the call ends.
+	Ack map[tts.Codec]*tts.Audio
 	// Progress, when set, is told about the call's milestones as they happen.
 	Progress Progress
 }
+
+// Key actions a template can declare.
+const (
+	KeyRepeat  = "repeat"  // play the message again from the start
+	KeyConfirm = "confirm" // record the confirmation, play the acknowledgement, hang up
+	KeyOptOut  = "optout"  // record the opt-out and hang up
+)
 
 // Progress receives a call's milestones. Its methods are called from the
 // call's goroutine and should return quickly.
@@ -60,6 +75,10 @@ type Result struct {
 	AudioMS         int64
 	PacketsSent     int
 	PacketsReceived int
+	// Keys are the DTMF keys received, in order (RFC 4733 and SIP INFO).
+	Keys      []queue.KeyPress
+	Confirmed bool
+	OptedOut  bool
 }
 
 // call is the state of one call that the Dialer's request handlers share.
@@ -67,6 +86,8 @@ type call struct {
 	byeOnce sync.Once
 	byeAt   time.Time
 	bye     chan struct{} // closed when the carrier's BYE arrived
+	sdp     []byte        // our current SDP, for re-INVITE and UPDATE
+	keys    chan queue.KeyPress
 }
 
 func (c *call) remoteBye(at time.Time) {
@@ -113,18 +134,18 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 	callID := uuid.NewString()
 	res.CallID = callID
 	log = log.With("call_id", callID)
-	c := &call{bye: make(chan struct{})}
+	c := &call{bye: make(chan struct{}), sdp: body, keys: make(chan queue.KeyPress, 32)}
 	d.track(callID, c)
 	defer d.untrack(callID)
 
 	invite := d.newInvite(req, callID, body)
 	ringCtx, cancelRing := context.WithTimeoutCause(ctx, req.RingTimeout, ErrRingTimeout)
 	defer cancelRing()
-	res.InviteAt = time.Now()
 	dlg, err := d.dialogs.WriteInvite(ringCtx, invite)
 	if err != nil {
-		return fmt.Errorf("send INVITE to trunk %s: %w", req.Trunk.Name, err)
+		return fmt.Errorf("send INVITE to trunk %s: %w: %w", req.Trunk.Name, sip.ErrTransactionTransport, err)
 	}
+	res.InviteAt = time.Now() // the INVITE has left
 	defer dlg.Close()
 	if req.Progress != nil {
 		req.Progress.InviteSent(res.InviteAt, callID)
@@ -134,11 +155,13 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 	var answer *Media // the first SDP received is the answer (RFC 3264), even in a 183
 	var answerErr error
 	challenged := false // the trunk asked for digest credentials
+	responded := false  // any response at all came back
 	err = dlg.WaitAnswer(ringCtx, sipgo.AnswerOptions{
 		Username: req.Trunk.Username,
 		Password: req.Trunk.Password,
 		OnResponse: func(r *sip.Response) error {
 			now := time.Now()
+			responded = true
 			if (r.StatusCode == 180 || r.StatusCode == 183) && res.RingingAt.IsZero() {
 				res.RingingAt = now
 				if req.Progress != nil {
@@ -180,6 +203,10 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 			return fmt.Errorf("%w: trunk %s refused our credentials (403 after the digest challenge): check trunks[].username and password", ErrAuthFailed, req.Trunk.Name)
 		case ctx.Err() != nil:
 			return ErrStopped
+		case !responded:
+			// Not even 100 Trying: the carrier is unreachable, whether
+			// Timer B or the ring timeout ended the wait.
+			return fmt.Errorf("%w: %w", sip.ErrTransactionTimeout, err)
 		case errors.Is(context.Cause(ringCtx), ErrRingTimeout):
 			return ErrRingTimeout
 		}
@@ -204,24 +231,18 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 	res.AudioMS = audio.Duration().Milliseconds()
 	log.Debug("answered", "codec", audio.Codec, "rtp_to", dst)
 
-	recvDone := make(chan int, 1)
-	go func() { recvDone <- drainRTP(rtpConn) }()
-
-	s := newStream(rtpConn, dst, audio, pt)
-	d.pacer.play(s)
-	maxTimer := time.NewTimer(req.MaxDuration)
-	defer maxTimer.Stop()
-	var stopErr error
-	select {
-	case <-s.finished:
-		res.PlayedToEnd = s.sendErr == nil && s.next >= audio.Frames()
-	case <-c.bye:
-	case <-dlg.Context().Done():
-	case <-maxTimer.C:
-		log.Warn("call reached call.max_duration; hanging up")
-	case <-ctx.Done():
-		stopErr = ErrStopped
+	dtmfPT := -1
+	if _, ev, err := Negotiate(append(offerFormats(req), FormatTelephoneEvent), answer.Formats); err == nil && ev != nil {
+		dtmfPT = int(ev.PT)
 	}
+	s := newStream(rtpConn, dst, audio, pt)
+	rcv := &receiver{conn: rtpConn, stream: s, dtmfPT: dtmfPT, keys: c.keys}
+	rcv.lastRTP.Store(res.AnsweredAt.UnixNano())
+	recvDone := make(chan struct{})
+	go func() { defer close(recvDone); rcv.run() }()
+
+	d.pacer.play(s)
+	stopErr := d.play(ctx, req, c, s, rcv, res, dlg.Context().Done(), log)
 	s.stop.Store(true)
 	<-s.finished
 	res.PacketsSent = s.sent
@@ -232,17 +253,78 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 	default:
 		d.hangup(dlg, c, res)
 	}
-	// Closing the socket ends the receiver; release (deferred) closes it
-	// again harmlessly.
+	// The read deadline ends the receiver; release (deferred) closes the socket.
 	_ = rtpConn.SetReadDeadline(time.Now())
-	res.PacketsReceived = <-recvDone
-	if s.sendErr != nil {
+	<-recvDone
+	res.PacketsReceived = rcv.packets
+	if rcv.garbage > 0 {
+		log.Debug("ignored non-RTP packets from the callee", "count", rcv.garbage)
+	}
+	switch {
+	case stopErr != nil:
+		res.Status, res.Reason = queue.StatusCompleted, "worker stopped during the call; hung up early"
+	case s.sendErr != nil:
 		res.Status, res.Reason = queue.StatusCompleted, fmt.Sprintf("RTP send failed after %d packets: %v", s.sent, s.sendErr)
 	}
-	if stopErr != nil {
-		res.Status, res.Reason = queue.StatusCompleted, "worker stopped during the call; hung up early"
-	}
 	return nil
+}
+
+// play runs an answered call until the message (and any replay or
+// acknowledgement) has played, the callee hangs up, a key ends it, media
+// stops arriving, or a limit passes. It returns ErrStopped when ctx ended.
+func (d *Dialer) play(ctx context.Context, req CallRequest, c *call, s *stream, rcv *receiver, res *Result, dialogDone <-chan struct{}, log *slog.Logger) error {
+	maxTimer := time.NewTimer(req.MaxDuration)
+	defer maxTimer.Stop()
+	var mediaCheck <-chan time.Time
+	if req.MediaTimeout > 0 {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		mediaCheck = t.C
+	}
+	audio := s.audio
+	for {
+		select {
+		case <-s.finished:
+			// Only the pacer writes s.next and s.audio; finished orders it.
+			res.PlayedToEnd = s.sendErr == nil && s.next >= s.audio.Frames()
+			return nil
+		case <-c.bye:
+			return nil
+		case <-dialogDone:
+			return nil
+		case <-maxTimer.C:
+			log.Warn("call reached call.max_duration; hanging up")
+			return nil
+		case <-ctx.Done():
+			return ErrStopped
+		case k := <-c.keys:
+			res.Keys = append(res.Keys, k)
+			switch req.Actions[k.Key] {
+			case KeyRepeat:
+				if !res.Confirmed {
+					s.replay(audio)
+				}
+			case KeyConfirm:
+				if !res.Confirmed {
+					res.Confirmed = true
+					if ack := req.Ack[audio.Codec]; ack != nil {
+						s.replay(ack)
+					} else {
+						return nil
+					}
+				}
+			case KeyOptOut:
+				res.OptedOut = true
+				return nil
+			}
+		case now := <-mediaCheck:
+			if silent := now.Sub(time.Unix(0, rcv.lastRTP.Load())); silent > req.MediaTimeout {
+				res.Status = queue.StatusMediaTimeout
+				res.Reason = fmt.Sprintf("no RTP from the callee for %s after answer (call.media_timeout)", silent.Round(time.Millisecond))
+				return nil
+			}
+		}
+	}
 }
 
 // hangup sends BYE and records who ended the call and when. A BYE that
@@ -268,7 +350,7 @@ func (d *Dialer) newInvite(req CallRequest, callID string, body []byte) *sip.Req
 	t := req.Trunk
 	recipient := sip.Uri{Scheme: "sip", User: req.To, Host: t.URI.Host, Port: t.URI.Port}
 	inv := sip.NewRequest(sip.INVITE, recipient)
-	inv.SetTransport(t.Transport)
+	inv.SetTransport(transportOf(t))
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: orDefault(t.CallerID, "vms"), Host: t.URI.Host}}
 	from.Params = sip.NewParams()
 	from.Params.Add("tag", sip.GenerateTagN(16))
@@ -320,20 +402,6 @@ func chooseMedia(req CallRequest, answer *Media, answerErr error) (*tts.Audio, u
 		return nil, 0, netip.AddrPort{}, fmt.Errorf("%w: answered %s", ErrNoCommonCodec, f.Name)
 	}
 	return audio, f.PT, answer.Addr, nil
-}
-
-// drainRTP reads and discards the callee's RTP until the socket's read
-// deadline passes or it closes, and returns the packet count. (DTMF
-// detection will read these packets.)
-func drainRTP(conn *net.UDPConn) int {
-	buf := make([]byte, 1500)
-	n := 0
-	for {
-		if _, _, err := conn.ReadFromUDPAddrPort(buf); err != nil {
-			return n
-		}
-		n++
-	}
 }
 
 func sessionID() uint64 {

@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/vms-project/vms/queue"
 	"github.com/vms-project/vms/tts"
 )
 
@@ -49,6 +50,7 @@ type Dialer struct {
 	client  *sipgo.Client
 	server  *sipgo.Server
 	dialogs *sipgo.DialogClientCache
+	contact sip.ContactHeader
 	conn    net.PacketConn
 	addr    netip.AddrPort // bound SIP address
 	public  string         // host in Contact
@@ -118,6 +120,7 @@ func NewDialer(cfg Config) (*Dialer, error) {
 	d := &Dialer{
 		ua: ua, client: client, server: server, conn: conn, addr: bound, public: public,
 		dialogs:   sipgo.NewDialogClientCache(client, contact),
+		contact:   contact,
 		sdpIP:     sdpIP,
 		ports:     newPortPool(bound.Addr(), cfg.RTPPortMin, cfg.RTPPortMax),
 		pacer:     newPacer(tts.FrameDuration),
@@ -129,6 +132,10 @@ func NewDialer(cfg Config) (*Dialer, error) {
 	server.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	})
+	server.OnInvite(d.onSessionRefresh)
+	server.OnUpdate(d.onSessionRefresh)
+	server.OnInfo(d.onInfo)
+	server.OnAck(func(*sip.Request, sip.ServerTransaction) {}) // ACKs of answered re-INVITEs
 	go func() {
 		defer close(d.serveDone)
 		_ = server.ServeUDP(conn)
@@ -142,6 +149,13 @@ func NewDialer(cfg Config) (*Dialer, error) {
 
 // Addr is the bound SIP address.
 func (d *Dialer) Addr() netip.AddrPort { return d.addr }
+
+// ActiveCalls is how many calls are in progress.
+func (d *Dialer) ActiveCalls() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.calls)
+}
 
 // RTPPortsInUse is how many RTP sockets are open (zero when no call is up).
 func (d *Dialer) RTPPortsInUse() int { return d.ports.used() }
@@ -159,16 +173,57 @@ func (d *Dialer) Close() error {
 // onBye handles the carrier hanging up.
 func (d *Dialer) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	at := time.Now()
-	d.mu.Lock()
-	c := d.calls[req.CallID().Value()]
-	d.mu.Unlock()
-	if c != nil {
+	if c := d.lookup(req); c != nil {
 		c.remoteBye(at)
 	}
 	if err := d.dialogs.ReadBye(req, tx); err != nil {
 		code := sip.StatusCallTransactionDoesNotExists
 		_ = tx.Respond(sip.NewResponseFromRequest(req, code, "Call/Transaction Does Not Exist", nil))
 	}
+}
+
+// onSessionRefresh answers an in-dialog re-INVITE or UPDATE with our
+// current SDP: vms never changes its media mid-call, and some carriers drop
+// calls whose refreshes go unanswered. vms takes no inbound calls.
+func (d *Dialer) onSessionRefresh(req *sip.Request, tx sip.ServerTransaction) {
+	c := d.lookup(req)
+	if c == nil {
+		if _, inDialog := req.To().Params.Get("tag"); !inDialog && req.Method == sip.INVITE {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusForbidden, "vms places outbound calls only", nil))
+			return
+		}
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	res := sip.NewSDPResponseFromRequest(req, c.sdp)
+	res.AppendHeader(&d.contact)
+	_ = tx.Respond(res)
+}
+
+// onInfo takes DTMF sent as SIP INFO (application/dtmf-relay).
+func (d *Dialer) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	c := d.lookup(req)
+	if c == nil {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	if key, ok := infoKey(req.Body()); ok {
+		select {
+		case c.keys <- queue.KeyPress{Key: key, At: time.Now(), Via: "info"}:
+		default:
+		}
+	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+}
+
+// lookup finds the call a request from the carrier belongs to.
+func (d *Dialer) lookup(req *sip.Request) *call {
+	if req.CallID() == nil || req.To() == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.calls[req.CallID().Value()]
 }
 
 func (d *Dialer) track(callID string, c *call) {

@@ -22,11 +22,12 @@ import (
 type pacer struct {
 	period time.Duration
 
-	mu      sync.Mutex
-	streams []*stream
-	wake    chan struct{}
-	quit    chan struct{}
-	done    chan struct{}
+	mu        sync.Mutex
+	streams   []*stream
+	wake      chan struct{}
+	quit      chan struct{}
+	closeOnce sync.Once
+	done      chan struct{}
 }
 
 func newPacer(period time.Duration) *pacer {
@@ -35,9 +36,10 @@ func newPacer(period time.Duration) *pacer {
 	return p
 }
 
-// close stops the pacer; streams still playing are ended.
+// close stops the pacer; streams still playing are ended. It may be
+// called more than once.
 func (p *pacer) close() {
-	close(p.quit)
+	p.closeOnce.Do(func() { close(p.quit) })
 	<-p.done
 }
 
@@ -45,11 +47,14 @@ func (p *pacer) close() {
 // every packet, so sending allocates nothing.
 type stream struct {
 	conn  *net.UDPConn
-	dst   netip.AddrPort
+	dst   atomic.Pointer[netip.AddrPort] // moved by symmetric RTP latching
 	audio *tts.Audio
-	hdr   rtp.Header
-	buf   [rtpHeaderLen + tts.FrameBytes]byte
-	next  int // next frame index
+	// pending, when set, replaces audio from its first frame on the next
+	// tick (replay, acknowledgement prompt).
+	pending atomic.Pointer[tts.Audio]
+	hdr     rtp.Header
+	buf     [rtpHeaderLen + tts.FrameBytes]byte
+	next    int // next frame index
 
 	stop     atomic.Bool
 	finished chan struct{} // closed when the pacer drops the stream
@@ -62,8 +67,8 @@ const rtpHeaderLen = 12
 func newStream(conn *net.UDPConn, dst netip.AddrPort, audio *tts.Audio, pt uint8) *stream {
 	var seed [10]byte
 	_, _ = rand.Read(seed[:])
-	return &stream{
-		conn: conn, dst: dst, audio: audio, finished: make(chan struct{}),
+	s := &stream{
+		conn: conn, audio: audio, finished: make(chan struct{}),
 		hdr: rtp.Header{
 			Version:        2,
 			PayloadType:    pt,
@@ -73,7 +78,20 @@ func newStream(conn *net.UDPConn, dst netip.AddrPort, audio *tts.Audio, pt uint8
 			Marker:         true, // first packet of the talkspurt only
 		},
 	}
+	s.dst.Store(&dst)
+	return s
 }
+
+// destination is where packets go.
+func (s *stream) destination() netip.AddrPort { return *s.dst.Load() }
+
+// setDestination moves the stream, e.g. onto the source address of the
+// callee's RTP.
+func (s *stream) setDestination(a netip.AddrPort) { s.dst.Store(&a) }
+
+// replay makes the stream play audio from its start on the next tick,
+// continuing its sequence numbers and timestamps.
+func (s *stream) replay(audio *tts.Audio) { s.pending.Store(audio) }
 
 // play adds s to the schedule; it starts on the next tick.
 func (p *pacer) play(s *stream) {
@@ -115,10 +133,11 @@ func (p *pacer) run() {
 		}
 		p.tick()
 		next = next.Add(p.period)
-		if now := time.Now(); now.Sub(next) > p.period {
-			// We fell more than a tick behind: skip the missed ticks rather
-			// than burst packets at the callee.
-			next = now
+		if now := time.Now(); next.Sub(now) < p.period/2 {
+			// This tick was late by more than half a period (or the tick
+			// itself took that long): the grid moves on rather than sending
+			// the next frame too soon after this one. Never burst.
+			next = now.Add(p.period)
 		}
 	}
 }
@@ -129,6 +148,9 @@ func (p *pacer) tick() {
 	defer p.mu.Unlock()
 	kept := p.streams[:0]
 	for _, s := range p.streams {
+		if a := s.pending.Swap(nil); a != nil {
+			s.audio, s.next = a, 0
+		}
 		if s.stop.Load() || s.next >= s.audio.Frames() || !s.send() {
 			close(s.finished)
 			continue
@@ -145,7 +167,7 @@ func (p *pacer) tick() {
 func (s *stream) send() bool {
 	n, _ := s.hdr.MarshalTo(s.buf[:rtpHeaderLen])
 	copy(s.buf[n:], s.audio.Frame(s.next))
-	if _, err := s.conn.WriteToUDPAddrPort(s.buf[:n+tts.FrameBytes], s.dst); err != nil {
+	if _, err := s.conn.WriteToUDPAddrPort(s.buf[:n+tts.FrameBytes], *s.dst.Load()); err != nil {
 		s.sendErr = err
 		return false
 	}

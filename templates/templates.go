@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -35,13 +36,38 @@ func ParseStatus(s string) (Status, error) {
 // MaxParamLen is the longest parameter value, in characters.
 const MaxParamLen = 32
 
-// Template is one notification template.
+// Template is one template: its content (what a reviewer approves) and its
+// review state. Any change to the content of an approved template puts it
+// back to pending (see Store.Put).
 type Template struct {
-	ID       string
-	Text     string
-	Language string
-	Voice    string
-	Status   Status
+	ID string `json:"id"`
+	// Name is a human label shown in lists.
+	Name string `json:"name,omitempty"`
+	// Kind is code (a verification template) or notify; empty means notify.
+	Kind     Kind   `json:"kind,omitempty"`
+	Text     string `json:"text"`
+	Language string `json:"language,omitempty"`
+	Voice    string `json:"voice,omitempty"`
+	// Params holds the constraints of {1}, {2}... in order; placeholders
+	// without an entry take the defaults (text, at most MaxParamLen
+	// characters, no URLs).
+	Params []Param `json:"params,omitempty"`
+	// KeyActions maps a DTMF key ("0"-"9", "*", "#") to what pressing it
+	// during the call does.
+	KeyActions map[string]KeyAction `json:"key_actions,omitempty"`
+	// Urgent notifications are not deferred by quiet hours.
+	Urgent bool `json:"urgent,omitempty"`
+
+	// Review state.
+	Status     Status    `json:"status"`
+	Reviewer   string    `json:"reviewer,omitempty"`
+	ReviewedAt time.Time `json:"reviewed_at,omitzero"`
+	Reason     string    `json:"reason,omitempty"`
+	// Findings are the automated review checks' results (see Check).
+	Findings  []Finding `json:"findings,omitempty"`
+	Version   int       `json:"version,omitempty"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
 var placeholderRE = regexp.MustCompile(`\{(\d+)\}`)
@@ -70,7 +96,8 @@ func Placeholders(text string) (int, error) {
 }
 
 // CheckParams reports whether params fit the template: one value per
-// placeholder, each non-empty and at most MaxParamLen characters.
+// placeholder, each non-empty, valid UTF-8 and within its constraints
+// (length, digits only, URLs; see Param).
 func (t Template) CheckParams(params []string) error {
 	n, err := Placeholders(t.Text)
 	if err != nil {
@@ -85,8 +112,9 @@ func (t Template) CheckParams(params []string) error {
 			return fmt.Errorf("parameter %d of template %s is empty", i+1, t.ID)
 		case !utf8.ValidString(p):
 			return fmt.Errorf("parameter %d of template %s is not valid UTF-8", i+1, t.ID)
-		case utf8.RuneCountInString(p) > MaxParamLen:
-			return fmt.Errorf("parameter %d of template %s is %d characters long: at most %d are allowed", i+1, t.ID, utf8.RuneCountInString(p), MaxParamLen)
+		}
+		if err := t.Param(i + 1).check(p); err != nil {
+			return fmt.Errorf("parameter %d of template %s %w", i+1, t.ID, err)
 		}
 	}
 	return nil

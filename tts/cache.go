@@ -7,14 +7,20 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // pcmKey is the content address of the 8 kHz PCM for one text: the SHA-256 of every
 // input that changes the samples (engine, its settings, voice, text, resampler design
 // and output rate), each length-prefixed so no two tuples hash alike.
-func pcmKey(engine, config, voice, text string) string {
+func pcmKey(engine, config, voice, text string, extra ...string) string {
+	return contentKey(append([]string{"vms-tts-pcm/v1", engine, config, voice, text, resampleVersion, fmt.Sprint(SampleRate)}, extra...)...)
+}
+
+// contentKey is the SHA-256 of the length-prefixed fields, in hex.
+func contentKey(fields ...string) string {
 	h := sha256.New()
-	for _, f := range []string{"vms-tts-pcm/v1", engine, config, voice, text, resampleVersion, fmt.Sprint(SampleRate)} {
+	for _, f := range fields {
 		var n [8]byte
 		binary.LittleEndian.PutUint64(n[:], uint64(len(f)))
 		h.Write(n[:])
@@ -27,8 +33,15 @@ func pcmKey(engine, config, voice, text string) string {
 // Files are written to a temporary name in the same directory and renamed into place,
 // so readers (in this or another process sharing the directory) never see a partial
 // file. Entries are never modified, only replaced by an identical file.
+//
+// The cache is bounded by maxBytes (0: unbounded) with least-recently-used eviction
+// by file modification time (see evict.go), and several processes may share it: a
+// per-key flock (disklock.go) makes one of them synthesize while the others wait.
 type diskCache struct {
-	dir string
+	dir      string
+	maxBytes int64
+	mu       sync.Mutex
+	approx   int64 // bytes believed to be in the cache; -1 until the first scan
 }
 
 func openDiskCache(dir string) (*diskCache, error) {
@@ -36,8 +49,10 @@ func openDiskCache(dir string) (*diskCache, error) {
 		return nil, fmt.Errorf("tts: empty cache directory: set a directory the worker can write, e.g. /var/cache/vms/tts")
 	}
 	root := filepath.Join(dir, "pcm")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, fmt.Errorf("tts: create cache directory: %w: make %s writable by the worker", err, dir)
+	for _, d := range []string{root, filepath.Join(dir, "locks")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("tts: create cache directory: %w: make %s writable by the worker", err, dir)
+		}
 	}
 	probe, err := os.CreateTemp(root, ".probe-*")
 	if err != nil {
@@ -45,7 +60,7 @@ func openDiskCache(dir string) (*diskCache, error) {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	return &diskCache{dir: dir}, nil
+	return &diskCache{dir: dir, approx: -1}, nil
 }
 
 func (c *diskCache) path(key string) string {
@@ -103,3 +118,7 @@ func (c *diskCache) store(key string, pcm []int16) (err error) {
 	}
 	return nil
 }
+
+// ContentKey returns a content address for the fields: the hex SHA-256 of each field
+// length-prefixed, so no two lists of fields share a key. Use it for CachedPCM keys.
+func ContentKey(fields ...string) string { return contentKey(fields...) }

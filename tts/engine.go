@@ -19,3 +19,12 @@ type Configurer interface {
 	// Config returns a stable description of every setting that changes the audio.
 	Config() string
 }
+
+// RateEngine is implemented by engines that can speak faster or slower. rate is
+// relative to the engine's normal speed (1); the Renderer calls SynthesizeRate only for
+// rates other than 1 and refuses a rate for an engine that lacks it.
+type RateEngine interface {
+	Engine
+	// SynthesizeRate is Synthesize at rate times the normal speed.
+	SynthesizeRate(ctx context.Context, text, voice string, rate float64) (pcm []int16, sampleRate int, err error)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -76,6 +77,23 @@ func (e Espeak) Config() string {
 // means the espeak-ng default) and returns 16-bit mono PCM and its rate (22050 Hz).
 // Errors wrap ErrEspeakNotFound, ErrUnknownVoice or the context's error.
 func (e Espeak) Synthesize(ctx context.Context, text, voice string) ([]int16, int, error) {
+	return e.synthesize(ctx, text, voice, e.Speed)
+}
+
+// SynthesizeRate is Synthesize at rate times Speed (or times espeak-ng's default of 175
+// words per minute when Speed is 0).
+func (e Espeak) SynthesizeRate(ctx context.Context, text, voice string, rate float64) ([]int16, int, error) {
+	base := e.Speed
+	if base <= 0 {
+		base = espeakDefaultSpeed
+	}
+	return e.synthesize(ctx, text, voice, max(1, int(math.Round(float64(base)*rate))))
+}
+
+// espeakDefaultSpeed is espeak-ng's own default rate in words per minute.
+const espeakDefaultSpeed = 175
+
+func (e Espeak) synthesize(ctx context.Context, text, voice string, speed int) ([]int16, int, error) {
 	bin := e.Binary
 	if bin == "" {
 		bin = "espeak-ng"
@@ -94,9 +112,9 @@ func (e Espeak) Synthesize(ctx context.Context, text, voice string) ([]int16, in
 	if m, ok := e.voiceMap()[strings.ToLower(voice)]; ok {
 		mapped = m
 	}
-	pcm, rate, err := e.run(ctx, path, text, mapped)
+	pcm, rate, err := e.run(ctx, path, text, mapped, speed)
 	if errors.Is(err, ErrUnknownVoice) && mapped != voice {
-		pcm, rate, err = e.run(ctx, path, text, voice)
+		pcm, rate, err = e.run(ctx, path, text, voice, speed)
 	}
 	return pcm, rate, err
 }
@@ -108,7 +126,7 @@ func (e Espeak) voiceMap() map[string]string {
 	return e.VoiceMap
 }
 
-func (e Espeak) run(parent context.Context, path, text, voice string) ([]int16, int, error) {
+func (e Espeak) run(parent context.Context, path, text, voice string, speed int) ([]int16, int, error) {
 	timeout := e.Timeout
 	if timeout <= 0 {
 		timeout = espeakDefaultTimeout
@@ -120,8 +138,8 @@ func (e Espeak) run(parent context.Context, path, text, voice string) ([]int16, 
 	if voice != "" {
 		args = append(args, "-v", voice)
 	}
-	if e.Speed > 0 {
-		args = append(args, "-s", strconv.Itoa(e.Speed))
+	if speed > 0 {
+		args = append(args, "-s", strconv.Itoa(speed))
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Stdin = strings.NewReader(text)

@@ -149,6 +149,9 @@ func TestRenderCacheSynthesizesOnce(t *testing.T) {
 		if err != nil || d.IsDir() {
 			return err
 		}
+		if filepath.Base(filepath.Dir(path)) == "locks" {
+			return nil // cross-process lock files
+		}
 		if !strings.HasSuffix(path, ".wav") {
 			t.Errorf("stray file %s", path)
 			return nil
@@ -244,7 +247,9 @@ func TestRenderRepairsDamagedCacheFile(t *testing.T) {
 	if !bytes.Equal(got.Payload, want.Payload) {
 		t.Error("re-synthesized audio differs")
 	}
-	if _, err := (&diskCache{dir: dir}).load(pcmKey("espeak-ng", Espeak{}.Config(), "en-us", englishPrompt.Text)); err != nil {
+	if b, err := os.ReadFile(files[0]); err != nil {
+		t.Errorf("cache file not repaired: %v", err)
+	} else if _, _, err := parseWAV(b); err != nil {
 		t.Errorf("cache file not repaired: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vms-project/vms/config"
 	"github.com/vms-project/vms/queue"
+	"github.com/vms-project/vms/routing"
 	"github.com/vms-project/vms/telephony"
 	"github.com/vms-project/vms/tts"
 )
@@ -33,6 +34,9 @@ type Worker struct {
 	callCtx    context.Context
 	cancelCall context.CancelFunc
 	active     atomic.Int64
+
+	// stopProbes ends the trunk OPTIONS probes started by Start (routing.go).
+	stopProbes func()
 }
 
 // New builds a worker from the configuration. It binds the SIP socket but
@@ -41,9 +45,13 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	trunk, err := TrunkFromConfig(cfg.Trunks[0])
-	if err != nil {
-		return nil, err
+	var trunks []*routing.Trunk
+	for _, ct := range cfg.Trunks {
+		trunk, err := TrunkFromConfig(ct)
+		if err != nil {
+			return nil, err
+		}
+		trunks = append(trunks, routing.NewTrunk(ct, trunk))
 	}
 	renderer, err := tts.NewRenderer(tts.Espeak{}, cfg.TTS.CacheDir, tts.WithLogger(log))
 	if err != nil {
@@ -62,7 +70,10 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 	}
 	q := NewQueueClient(cfg, rdb)
 	h := &Handler{
-		Queue: q, Dialer: dialer, Renderer: renderer, Templates: cfg.TemplateRegistry(), Trunk: trunk,
+		Queue: q, Dialer: dialer, Renderer: renderer, Templates: cfg.TemplateRegistry(),
+		Router:      NewRouter(cfg, rdb, trunks, dialer, log),
+		Redial:      routing.RedialPolicy{queue.KindCode: cfg.Routing.PolicyFor("code"), queue.KindTTS: cfg.Routing.PolicyFor("tts")},
+		LimitWait:   cfg.Routing.LimitWait.D(),
 		Speech:      Speech{CodePrefix: cfg.Code.PrefixText, Voices: cfg.TTS.Voices, RepeatPause: cfg.Call.RepeatPause.D()},
 		RingTimeout: cfg.Call.RingTimeout.D(), MaxDuration: cfg.Call.MaxDuration.D(), Log: log,
 	}
@@ -75,10 +86,17 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 		TaskCheckInterval: cfg.Worker.PollInterval.D(),
 		// Shutdown drains calls itself before asynq's shutdown starts.
 		ShutdownTimeout: hangupGrace,
-		RetryDelayFunc:  func(n int, _ error, _ *asynq.Task) time.Duration { return time.Duration(n+1) * 2 * time.Second },
-		Logger:          asynqLogger{log},
-		LogLevel:        asynq.WarnLevel,
+		// A saturated trunk reschedules without using up a retry (routing.go).
+		RetryDelayFunc: retryDelay,
+		IsFailure:      isFailure,
+		// Rescheduled tasks and redials become due within this.
+		DelayedTaskCheckInterval: time.Second,
+		Logger:                   asynqLogger{log},
+		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if _, sat := routing.IsSaturated(err); sat {
+				return // logged by the handler at info
+			}
 			id, _ := asynq.GetTaskID(ctx)
 			log.Error("message task failed", "message_id", id, "err", err)
 		}),
@@ -133,8 +151,12 @@ func (w *Worker) Start() error {
 	if err := w.server.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	w.log.Info("worker started", "sip", w.Dialer.Addr().String(), "trunk", w.Handler.Trunk.Name,
-		"trunk_uri", redactURI(w.Handler.Trunk.URI.String()))
+	w.startProbes()
+	for _, t := range w.Handler.Router.Trunks() {
+		w.log.Info("trunk", "trunk", t.Name, "uri", redactURI(t.URI.String()), "prefixes", t.Prefixes,
+			"priority", t.Priority, "max_channels", t.MaxChannels, "cps", t.CPS)
+	}
+	w.log.Info("worker started", "sip", w.Dialer.Addr().String(), "trunks", len(w.Handler.Router.Trunks()))
 	return nil
 }
 
@@ -151,6 +173,9 @@ func (w *Worker) Shutdown() {
 	}
 	w.server.Shutdown()
 	w.cancelCall()
+	if w.stopProbes != nil {
+		w.stopProbes()
+	}
 	_ = w.Dialer.Close()
 }
 

@@ -5,7 +5,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/vms-project/vms/queue"
+	"github.com/vms-project/vms/routing"
 	"github.com/vms-project/vms/telephony"
 	"github.com/vms-project/vms/templates"
 	"github.com/vms-project/vms/tts"
@@ -31,39 +31,41 @@ type Speech struct {
 
 // Handler processes TaskSend tasks. It implements asynq.Handler.
 type Handler struct {
-	Queue       *queue.Client
-	Dialer      *telephony.Dialer
-	Renderer    *tts.Renderer
-	Templates   templates.Registry
-	Trunk       telephony.Trunk
+	Queue     *queue.Client
+	Dialer    *telephony.Dialer
+	Renderer  *tts.Renderer
+	Templates templates.Registry
+	// Router picks the trunks of a call, holds the shared channel and
+	// calls-per-second limits and trunk health (routing/).
+	Router *routing.Router
+	// Redial says which outcomes are dialled again, per message kind.
+	Redial routing.RedialPolicy
+	// LimitWait bounds the wait for a saturated trunk before the task is
+	// rescheduled (a retry that is not counted as a failure).
+	LimitWait   time.Duration
 	Speech      Speech
 	RingTimeout time.Duration
 	MaxDuration time.Duration
 	Log         *slog.Logger
 }
 
-// attempt is the attempt number this worker dials. Redials (a later issue)
-// will be attempts 2, 3...; asynq's own redeliveries of the same task are
-// not new attempts and must never dial.
-const attempt = 1
-
 // ProcessTask runs one message. A message with bad data is archived with its
 // reason (asynq.SkipRetry), never retried forever; only Redis errors are
 // returned for asynq to retry.
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var m queue.Message
-	if err := json.Unmarshal(t.Payload(), &m); err != nil || m.ID == "" {
+	m, attempt, err := queue.DecodeTask(t.Payload())
+	if err != nil || m.ID == "" {
 		return fmt.Errorf("task payload is not a vms message (%v): %w", err, asynq.SkipRetry)
 	}
-	log := h.Log.With("message_id", m.ID, "to", queue.MaskNumber(m.To), "kind", m.Kind)
+	log := h.Log.With("message_id", m.ID, "to", queue.MaskNumber(m.To), "kind", m.Kind, "attempt", attempt)
 
 	rec, err := h.Queue.Get(ctx, m.ID)
 	if err != nil {
 		return fmt.Errorf("load record: %w", err)
 	}
-	if rec.Status != queue.StatusQueued {
+	if rec.Status != queue.StatusQueued || rec.Attempt != attempt-1 {
 		// A redelivery: let Claim settle what happened to the first delivery.
-		return h.claimOnly(ctx, log, m.ID)
+		return h.claimOnly(ctx, log, m.ID, attempt)
 	}
 
 	// Render before claiming, so a worker that dies while synthesizing
@@ -77,29 +79,36 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
 	}
 
+	// Routing and limits come before the claim too: a saturated trunk
+	// reschedules the task while the message is still queued (routing.go).
+	trunks, slot, err := h.route(ctx, log, m)
+	if err != nil {
+		return err
+	}
+
 	outcome, _, err := h.Queue.Claim(ctx, m.ID, attempt)
 	if err != nil {
+		slot.Release()
 		return fmt.Errorf("claim: %w", err)
 	}
 	if outcome != queue.Claimed {
+		slot.Release()
 		log.Warn("message was already handled; not dialling", "outcome", outcome)
+		if outcome == queue.AttemptNotDue {
+			return fmt.Errorf("attempt %d runs before attempt %d was recorded; retrying later", attempt, attempt-1)
+		}
 		return nil
 	}
-
-	res := h.Dialer.Call(ctx, telephony.CallRequest{
-		MessageID: m.ID, To: m.To, Trunk: h.Trunk, Audio: audio,
-		RingTimeout: h.RingTimeout, MaxDuration: h.MaxDuration,
-		Progress: &progress{q: h.Queue, id: m.ID, trunk: h.Trunk.Name, log: log},
-	})
-	log.Info("call ended", "status", res.Status, "sip_code", res.SIPCode, "billable_ms", res.BillableMS,
-		"hung_up_by", res.HungUpBy, "call_id", res.CallID, "reason", res.Reason)
-	return h.finish(m, res)
+	return h.dial(ctx, log, m, attempt, audio, trunks, slot)
 }
 
-func (h *Handler) claimOnly(ctx context.Context, log *slog.Logger, id string) error {
+func (h *Handler) claimOnly(ctx context.Context, log *slog.Logger, id string, attempt int) error {
 	outcome, rec, err := h.Queue.Claim(ctx, id, attempt)
 	if err != nil {
 		return fmt.Errorf("claim: %w", err)
+	}
+	if outcome == queue.AttemptNotDue {
+		return fmt.Errorf("attempt %d runs before attempt %d was recorded; retrying later", attempt, attempt-1)
 	}
 	if outcome == queue.Claimed {
 		// Cannot happen: the record was not queued a moment ago.
@@ -137,7 +146,7 @@ func (h *Handler) render(ctx context.Context, m queue.Message) (map[tts.Codec]*t
 		return nil, fmt.Errorf("no voice for language %q: add it to tts.voices", m.Language)
 	}
 	out := map[tts.Codec]*tts.Audio{}
-	for _, c := range h.Trunk.Codecs {
+	for _, c := range h.codecs() {
 		a, err := h.Renderer.Render(ctx, p, c)
 		if err != nil {
 			return nil, fmt.Errorf("render audio: %w", err)
@@ -149,9 +158,9 @@ func (h *Handler) render(ctx context.Context, m queue.Message) (map[tts.Codec]*t
 
 // finish writes the outcome. It runs on its own context: a worker that is
 // stopping must still record the calls it made.
-func (h *Handler) finish(m queue.Message, res telephony.Result) error {
+func (h *Handler) finish(m queue.Message, attempt int, trunk string, res telephony.Result, tries []queue.Attempt, next *queue.NextAttempt) error {
 	rec := &queue.Record{Message: m, Status: res.Status, Attempt: attempt, Reason: res.Reason,
-		Trunk: h.Trunk.Name, CallID: res.CallID, Codec: string(res.Codec),
+		Trunk: trunk, CallID: res.CallID, Codec: string(res.Codec),
 		SIPCode: res.SIPCode, SIPReason: res.SIPReason, HungUpBy: res.HungUpBy,
 		PlayedToEnd: res.PlayedToEnd, AudioMS: res.AudioMS,
 		InviteAt: res.InviteAt, RingingAt: res.RingingAt, AnsweredAt: res.AnsweredAt, EndedAt: res.EndedAt,
@@ -159,7 +168,7 @@ func (h *Handler) finish(m queue.Message, res telephony.Result) error {
 	var err error
 	for try := 0; try < 5; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = h.Queue.Finish(ctx, rec)
+		err = h.Queue.FinishAttempt(ctx, rec, tries, next)
 		cancel()
 		if err == nil {
 			return nil

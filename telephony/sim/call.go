@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -131,6 +132,19 @@ func (s *Simulator) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	sc := scenarioFor(req.Recipient.User, s.cfg.Scenarios)
+	if sc.Kind == KindBlackhole {
+		// A carrier that never answers at all: not even 100 Trying.
+		c := s.callFor(req, sc, now)
+		(&callRun{s: s, c: c, log: s.log}).end(0)
+		return
+	}
+	if sc.FailFirst > 0 && s.failNext(req.Recipient.User, sc.FailFirst) {
+		s.reply(req, tx, sc.FailCode, failReason(sc.FailCode))
+		c := s.callFor(req, sc, now)
+		c.set(func(rec *CallRecord) { rec.FinalCode = sc.FailCode })
+		(&callRun{s: s, c: c, log: s.log}).end(sc.FailCode)
+		return
+	}
 	c := s.callFor(req, sc, now)
 	r := &callRun{
 		s:        s,
@@ -388,6 +402,7 @@ func (r *callRun) answer() {
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	body := telephony.BuildSDP(binary.BigEndian.Uint64(seed[:])>>1, r.host, m.local.Port(), formats)
+	m.dtmf, m.silent = dtmf, r.sc.Silent
 	c.mu.Lock()
 	c.rtp = newRecorder(audio, dtmf, s.cfg.DiscardAudio)
 	c.sdp = body
@@ -425,7 +440,7 @@ func (r *callRun) answer() {
 
 	// 200 OK. sipgo retransmits it until the ACK arrives and blocks until
 	// then, so it runs on a goroutine this function waits for.
-	res := sip.NewSDPResponseFromRequest(r.dlg.InviteRequest, body)
+	res := sip.NewSDPResponseFromRequest(r.dlg.InviteRequest, answerBody(r.sc.AnswerSDP, body, r.host, m.local.Port(), formats))
 	res.AppendHeader(s.contact(r.host))
 	answeredAt := time.Now()
 	c.set(func(rec *CallRecord) { rec.AnsweredAt, rec.FinalCode = answeredAt, sip.StatusOK })
@@ -462,25 +477,115 @@ func (r *callRun) answer() {
 		return
 	}
 
-	var hangup <-chan time.Time
+	events := r.sc.Events
 	if r.sc.Kind == KindHangup {
-		t := time.NewTimer(time.Until(answeredAt.Add(r.sc.After)))
-		defer t.Stop()
-		hangup = t.C
+		events = append(append([]Event(nil), events...), Event{Kind: EventBye, At: r.sc.After})
+		sortEvents(events)
 	}
 	if closing {
 		r.bye(closeByeTimeout)
 		r.finish(sip.StatusOK, m)
 		return
 	}
-	select {
-	case <-r.dlg.Context().Done(): // the caller's BYE
-	case <-hangup:
-		r.bye(byeTimeout)
-	case <-s.ctx.Done():
-		r.bye(closeByeTimeout)
+	for {
+		var next <-chan time.Time
+		if len(events) > 0 {
+			t := time.NewTimer(time.Until(answeredAt.Add(events[0].At)))
+			defer t.Stop()
+			next = t.C
+		}
+		select {
+		case <-r.dlg.Context().Done(): // the caller's BYE
+			r.finish(sip.StatusOK, m)
+			return
+		case <-s.ctx.Done():
+			r.bye(closeByeTimeout)
+			r.finish(sip.StatusOK, m)
+			return
+		case <-next:
+			ev := events[0]
+			events = events[1:]
+			if ev.Kind == EventBye {
+				r.bye(byeTimeout)
+				r.finish(sip.StatusOK, m)
+				return
+			}
+			r.event(ev, m, body)
+		}
 	}
-	r.finish(sip.StatusOK, m)
+}
+
+// event runs one scheduled mid-call event.
+func (r *callRun) event(ev Event, m *media, sdp []byte) {
+	r.log.Debug("mid-call event", "event", ev.Kind, "keys", ev.Keys)
+	switch ev.Kind {
+	case EventDTMF:
+		m.sendDTMF(ev.Keys)
+		r.c.set(func(rec *CallRecord) { rec.DTMFSent += ev.Keys })
+	case EventGarbage:
+		m.sendGarbage()
+	case EventInfo:
+		for _, k := range ev.Keys {
+			body := fmt.Sprintf("Signal=%c\r\nDuration=160\r\n", k)
+			code := r.request(sip.INFO, []byte(body), "application/dtmf-relay")
+			r.c.set(func(rec *CallRecord) { rec.DTMFSent += string(k); rec.noteEvent(EventInfo, code) })
+		}
+	case EventReinvite, EventUpdate:
+		method := sip.INVITE
+		if ev.Kind == EventUpdate {
+			method = sip.UPDATE
+		}
+		code := r.request(method, sdp, "application/sdp")
+		r.c.set(func(rec *CallRecord) { rec.noteEvent(ev.Kind, code) })
+	}
+}
+
+// request sends an in-dialog request to the caller and returns the
+// response code (0 when none came). A re-INVITE's 2xx is ACKed.
+func (r *callRun) request(method sip.RequestMethod, body []byte, contentType string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
+	defer cancel()
+	target := r.dlg.InviteRequest.Contact().Address
+	req := sip.NewRequest(method, *target.Clone())
+	req.SetBody(body)
+	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	req.AppendHeader(r.s.contact(r.host))
+	res, err := r.dlg.Do(ctx, req)
+	if err != nil {
+		r.log.Info("in-dialog request failed", "method", method, "error", err)
+		return 0
+	}
+	if method == sip.INVITE && res.IsSuccess() {
+		ack := sip.NewRequest(sip.ACK, req.Recipient)
+		ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
+		if to := res.To(); to != nil {
+			ack.AppendHeader(sip.HeaderClone(req.From()))
+			ack.AppendHeader(sip.HeaderClone(to))
+		}
+		if err := r.dlg.WriteRequest(ack); err != nil {
+			r.log.Info("ACK of re-INVITE", "error", err)
+		}
+	}
+	return res.StatusCode
+}
+
+// answerBody returns the 200 OK's SDP, broken as the scenario asks.
+func answerBody(mode string, good []byte, host netip.Addr, port uint16, formats []telephony.Format) []byte {
+	switch mode {
+	case "nat":
+		// A carrier behind NAT: the SDP names a port its media does not
+		// come from; the caller must latch onto the real source.
+		return telephony.BuildSDP(1, host, port+1, formats)
+	case "bad":
+		return []byte("v=0\r\nthis is not SDP\r\nm=audio banana RTP/AVP\r\n")
+	case "g729":
+		return telephony.BuildSDP(1, host, port, []telephony.Format{{PT: 18, Name: "G729", Rate: 8000}})
+	case "refuse":
+		return telephony.BuildSDP(1, host, 0, []telephony.Format{telephony.FormatPCMU})
+	case "none":
+		return nil
+	}
+	return good
 }
 
 // bye hangs up from the simulator's side.
@@ -501,4 +606,23 @@ func (r *callRun) confirm() {
 	if err := r.dlg.ReadAck(ack, nil); err != nil {
 		r.log.Debug("confirm dialog", "error", err)
 	}
+}
+
+// failReason is the reason phrase of a fail=CODE option.
+func failReason(code int) string {
+	switch code {
+	case 500:
+		return "Server Internal Error"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Server Time-out"
+	case 408:
+		return "Request Timeout"
+	case 480:
+		return "Temporarily Unavailable"
+	}
+	return "Failure"
 }

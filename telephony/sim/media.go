@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,9 @@ type media struct {
 	local  netip.AddrPort
 	remote netip.AddrPort
 	audio  telephony.Format
+	dtmf   *telephony.Format // negotiated telephone-event, if any
+	silent bool              // send no audio (events still go)
+	keys   chan string       // DTMF to send as RFC 4733 events
 	log    *slog.Logger
 
 	record func(p *rtp.Packet, at time.Time)
@@ -53,6 +57,7 @@ func newMedia(ip netip.Addr, log *slog.Logger) (*media, error) {
 		conn:  conn,
 		local: netip.AddrPortFrom(local.Addr().Unmap(), local.Port()),
 		quit:  make(chan struct{}),
+		keys:  make(chan string, 8),
 		log:   log,
 	}, nil
 }
@@ -140,6 +145,7 @@ func (m *media) send() {
 	payload := silence(m.audio)
 	buf := make([]byte, h.MarshalSize()+len(payload))
 	dst := m.remote
+	var ev dtmfSender
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -150,20 +156,43 @@ func (m *media) send() {
 			return
 		case <-timer.C:
 		}
-		hn, err := h.MarshalTo(buf)
-		if err != nil {
-			return
+		if !ev.active() {
+			select {
+			case keys := <-m.keys:
+				ev.queue(keys)
+			default:
+			}
 		}
-		copy(buf[hn:], payload)
-		if _, err := m.conn.WriteToUDPAddrPort(buf[:hn+len(payload)], dst); err != nil {
-			if errors.Is(err, net.ErrClosed) {
+		var event []byte
+		if ev.active() && m.dtmf != nil {
+			event = ev.next(h, m.dtmf.PT, buf) // nil in the gap after an event
+		}
+		if event != nil {
+			// One RFC 4733 packet instead of audio this tick.
+			if _, err := m.conn.WriteToUDPAddrPort(event, dst); errors.Is(err, net.ErrClosed) {
 				return
 			}
-			m.log.Debug("rtp write error", "error", err)
+			h.SequenceNumber++
+			h.Marker = false
+			h.Timestamp += frameSamples
+		} else if !m.silent {
+			hn, err := h.MarshalTo(buf)
+			if err != nil {
+				return
+			}
+			copy(buf[hn:], payload)
+			if _, err := m.conn.WriteToUDPAddrPort(buf[:hn+len(payload)], dst); err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				m.log.Debug("rtp write error", "error", err)
+			}
+			h.Marker = false
+			h.SequenceNumber++
+			h.Timestamp += frameSamples
+		} else {
+			h.Timestamp += frameSamples
 		}
-		h.Marker = false
-		h.SequenceNumber++
-		h.Timestamp += frameSamples
 
 		// Next deadline is absolute; if we are late, skip frames rather
 		// than burst to catch up (the timestamp jumps, the sequence does not).
@@ -176,4 +205,77 @@ func (m *media) send() {
 		}
 		timer.Reset(time.Until(next))
 	}
+}
+
+// sendDTMF queues keys to be sent as RFC 4733 telephone-events.
+func (m *media) sendDTMF(keys string) {
+	select {
+	case m.keys <- keys:
+	default:
+	}
+}
+
+// sendGarbage sends datagrams that are not RTP, and RTP of a payload type
+// nobody negotiated, as misbehaving carriers do.
+func (m *media) sendGarbage() {
+	if !m.remote.IsValid() {
+		return
+	}
+	junk := []byte{0x00, 0x01, 0xde, 0xad, 0xbe, 0xef}
+	_, _ = m.conn.WriteToUDPAddrPort(junk, m.remote)
+	_, _ = m.conn.WriteToUDPAddrPort([]byte("hello"), m.remote)
+	h := rtp.Header{Version: 2, PayloadType: 99, SequenceNumber: 7, Timestamp: 1, SSRC: 0xabad1dea}
+	pkt, _ := (&rtp.Packet{Header: h, Payload: make([]byte, 33)}).Marshal()
+	for i := 0; i < 3; i++ {
+		_, _ = m.conn.WriteToUDPAddrPort(pkt, m.remote)
+	}
+}
+
+// dtmfSender lays out RFC 4733 events: per key five packets of a growing
+// duration, the first with the marker bit, then the end packet three times,
+// all with the RTP timestamp of the event's start; then a short gap.
+type dtmfSender struct {
+	keys  string
+	n     int    // packets sent of the current key
+	ts    uint32 // timestamp of the current event
+	gap   int    // silent ticks left after an event
+	begun bool
+}
+
+const (
+	dtmfPackets    = 5 // 100 ms of tone
+	dtmfEndRepeats = 3
+	dtmfGapTicks   = 3
+)
+
+func (d *dtmfSender) queue(keys string) { d.keys += keys }
+func (d *dtmfSender) active() bool      { return d.keys != "" || d.gap > 0 }
+
+// next returns the packet for this tick, or nil during a gap.
+func (d *dtmfSender) next(h rtp.Header, pt uint8, buf []byte) []byte {
+	if d.gap > 0 {
+		d.gap--
+		return nil
+	}
+	if !d.begun {
+		d.begun, d.n, d.ts = true, 0, h.Timestamp
+	}
+	end := d.n >= dtmfPackets
+	h.PayloadType = pt
+	h.Timestamp = d.ts
+	h.Marker = d.n == 0
+	code := strings.IndexByte("0123456789*#ABCD", d.keys[0])
+	dur := uint16(min(d.n+1, dtmfPackets) * frameSamples)
+	hn, _ := h.MarshalTo(buf)
+	buf[hn] = byte(code)
+	buf[hn+1] = 10 // volume -10 dBm0
+	if end {
+		buf[hn+1] |= 0x80
+	}
+	binary.BigEndian.PutUint16(buf[hn+2:], dur)
+	d.n++
+	if d.n >= dtmfPackets+dtmfEndRepeats {
+		d.keys, d.begun, d.gap = d.keys[1:], false, dtmfGapTicks
+	}
+	return buf[:hn+4]
 }

@@ -38,13 +38,25 @@ type CallRecord struct {
 	Codec       string `json:"codec"`
 	PayloadType uint8  `json:"payload_type"`
 	// DTMF holds the RFC 4733 digits received, in order.
-	DTMF string   `json:"dtmf"`
-	RTP  RTPStats `json:"rtp"`
+	DTMF string `json:"dtmf"`
+	// DTMFSent holds the keys the simulator sent (RFC 4733 and INFO).
+	DTMFSent string `json:"dtmf_sent,omitempty"`
+	// Events maps each mid-call request the simulator sent (reinvite,
+	// update, info) to the caller's last response code (0: none).
+	Events map[string]int `json:"events,omitempty"`
+	RTP    RTPStats       `json:"rtp"`
 	// Payload is every received audio payload byte, in arrival order.
 	Payload []byte `json:"-"`
 	// WAVPath and SummaryPath name the files written for the call, if any.
 	WAVPath     string `json:"wav_path,omitempty"`
 	SummaryPath string `json:"summary_path,omitempty"`
+}
+
+func (r *CallRecord) noteEvent(kind string, code int) {
+	if r.Events == nil {
+		r.Events = map[string]int{}
+	}
+	r.Events[kind] = code
 }
 
 // Ended reports whether the call is over.

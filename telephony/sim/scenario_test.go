@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -24,10 +25,10 @@ func TestSimParseScenario(t *testing.T) {
 	}
 	for _, c := range good {
 		got, err := ParseScenario(c.in)
-		if err != nil || got != c.want {
+		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("ParseScenario(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
 		}
-		if again, err := ParseScenario(got.String()); err != nil || again != got {
+		if again, err := ParseScenario(got.String()); err != nil || !reflect.DeepEqual(again, got) {
 			t.Errorf("String round trip of %+v: %+v, %v", got, again, err)
 		}
 	}
@@ -61,7 +62,7 @@ func TestSimScenarioTable(t *testing.T) {
 		"":               {Kind: KindAnswer},
 	}
 	for number, want := range cases {
-		if got := scenarioFor(number, table); got != want {
+		if got := scenarioFor(number, table); !reflect.DeepEqual(got, want) {
 			t.Errorf("scenarioFor(%q) = %+v, want %+v", number, got, want)
 		}
 	}
@@ -78,7 +79,7 @@ func TestSimValidateConfig(t *testing.T) {
 			t.Errorf("error %q does not report %s", err, want)
 		}
 	}
-	if cfg.Scenarios["c"] != (Scenario{Kind: KindEarly, After: DefaultEarlyAfter}) {
+	if !reflect.DeepEqual(cfg.Scenarios["c"], Scenario{Kind: KindEarly, After: DefaultEarlyAfter}) {
 		t.Errorf("normalized c = %+v", cfg.Scenarios["c"])
 	}
 	if cfg.Listen != "127.0.0.1:0" || cfg.Username != "vms" || cfg.Password != "secret" || cfg.Realm != "carrier-sim" {

@@ -58,6 +58,9 @@ type Simulator struct {
 	stopWatch func() bool
 
 	invites atomic.Int64
+
+	failMu  sync.Mutex
+	failed  map[string]int // INVITEs failed so far per number (fail=CODExN)
 	cancels atomic.Int64
 
 	closeOnce sync.Once
@@ -240,6 +243,21 @@ func (s *Simulator) advertised(req *sip.Request) netip.Addr {
 
 // Addr returns the address the SIP socket is bound to.
 func (s *Simulator) Addr() netip.AddrPort { return s.addr }
+
+// failNext reports whether this INVITE for number is one of the first n
+// that a fail=CODExN scenario refuses.
+func (s *Simulator) failNext(number string, n int) bool {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	if s.failed == nil {
+		s.failed = map[string]int{}
+	}
+	if s.failed[number] >= n {
+		return false
+	}
+	s.failed[number]++
+	return true
+}
 
 // Invites returns the number of INVITE requests received, counting the
 // re-sent ones of digest authentication but not retransmissions.

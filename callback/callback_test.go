@@ -1,0 +1,231 @@
+package callback_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vms-project/vms/api/sign"
+	"github.com/vms-project/vms/callback"
+	"github.com/vms-project/vms/config"
+	"github.com/vms-project/vms/internal/redistest"
+	"github.com/vms-project/vms/queue"
+)
+
+const key = "shop-key-0123456789abcdef"
+
+// receiver is an upstream's callback endpoint that verifies every POST.
+type receiver struct {
+	t       *testing.T
+	mu      sync.Mutex
+	got     []callback.Report
+	nonces  map[string]bool
+	tries   map[string]int // by event id
+	respond func(n int) int
+	srv     *httptest.Server
+}
+
+func newReceiver(t *testing.T, respond func(n int) int) *receiver {
+	r := &receiver{t: t, nonces: map[string]bool{}, tries: map[string]int{}, respond: respond}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	h := req.Header
+	ts, _ := strconv.ParseInt(h.Get(sign.HeaderTimestamp), 10, 64)
+	if h.Get(sign.HeaderAppID) != "shop" ||
+		!sign.Valid([]byte(key), h.Get(sign.HeaderSignature), req.Method, req.URL.RequestURI(), h.Get(sign.HeaderTimestamp), h.Get(sign.HeaderNonce), body) ||
+		time.Since(time.Unix(ts, 0)).Abs() > time.Minute {
+		r.t.Errorf("callback signature does not verify: %v", h)
+		w.WriteHeader(401)
+		return
+	}
+	var rep callback.Report
+	if err := json.Unmarshal(body, &rep); err != nil || rep.EventID != h.Get(sign.HeaderEventID) {
+		r.t.Errorf("callback body %s (%v), event id header %q", body, err, h.Get(sign.HeaderEventID))
+	}
+	r.mu.Lock()
+	if r.nonces[h.Get(sign.HeaderNonce)] {
+		r.t.Errorf("nonce reused across callback attempts")
+	}
+	r.nonces[h.Get(sign.HeaderNonce)] = true
+	r.tries[rep.EventID]++
+	n := r.tries[rep.EventID]
+	r.mu.Unlock()
+	code := 200
+	if r.respond != nil {
+		code = r.respond(n)
+	}
+	if code == 200 {
+		r.mu.Lock()
+		r.got = append(r.got, rep)
+		r.mu.Unlock()
+	}
+	w.WriteHeader(code)
+}
+
+func (r *receiver) reports() []callback.Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]callback.Report(nil), r.got...)
+}
+
+func setup(t *testing.T, url string, events []string) (*queue.Client, *callback.Service) {
+	t.Helper()
+	rs := redistest.Start(t)
+	cfg := config.Defaults()
+	cfg.Redis.URL = rs.URL
+	cfg.API.Apps = []config.App{{ID: "shop", Key: key, RateLimit: 10, CallbackURL: url, CallbackEvents: events, Templates: []string{"*"}}}
+	cfg.API.Callbacks.InitialBackoff = config.Duration(200 * time.Millisecond)
+	cfg.API.Callbacks.Timeout = config.Duration(500 * time.Millisecond)
+	cfg.API.Callbacks.RetryFor = config.Duration(time.Minute)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := rs.Client(t)
+	q := queue.NewClient(rdb, queue.Options{Templates: cfg.TemplateRegistry()})
+	t.Cleanup(func() { _ = q.Close() })
+	svc, err := callback.New(cfg, rdb, q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Shutdown)
+	return q, svc
+}
+
+// call walks a message through a whole answered call, as a worker does.
+func call(t *testing.T, q *queue.Client, id string) *queue.Record {
+	t.Helper()
+	ctx := context.Background()
+	rec, err := q.SendCode(ctx, queue.CodeRequest{ID: id, To: "+8613800138000", Code: "4821", AppID: "shop", SessionContext: "sess-" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := q.Claim(ctx, id, 1); err != nil || out != queue.Claimed {
+		t.Fatal(out, err)
+	}
+	t0 := time.Now().UTC()
+	must(t, q.MarkInviteSent(ctx, id, t0, "carrier-a", "call-"+id))
+	must(t, q.MarkRinging(ctx, id, t0.Add(100*time.Millisecond)))
+	must(t, q.MarkAnswered(ctx, id, t0.Add(2*time.Second)))
+	rec.Status, rec.Attempt, rec.SIPCode, rec.Trunk, rec.CallID = queue.StatusCompleted, 1, 200, "carrier-a", "call-"+id
+	rec.InviteAt, rec.RingingAt, rec.AnsweredAt, rec.EndedAt = t0, t0.Add(100*time.Millisecond), t0.Add(2*time.Second), t0.Add(63*time.Second)
+	rec.BillableMS = 61_000
+	must(t, q.Finish(ctx, rec))
+	return rec
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestCallbacksDeliveredAndVerified(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	q, _ := setup(t, rcv.srv.URL+"/vms/status?src=vms", []string{"ringing", "answered", "final"})
+	call(t, q, "m-1")
+	waitFor(t, 15*time.Second, "three callbacks", func() bool { return len(rcv.reports()) >= 3 })
+	time.Sleep(300 * time.Millisecond) // nothing more may come
+	got := rcv.reports()
+	if len(got) != 3 {
+		t.Fatalf("%d callbacks, want 3 (dialing is not subscribed): %+v", len(got), got)
+	}
+	want := map[string]queue.Status{"ringing": queue.StatusRinging, "answered": queue.StatusAnswered, "final": queue.StatusCompleted}
+	for _, r := range got {
+		if want[r.Event] != r.Status || r.MessageID != "m-1" || r.SessionContext != "sess-m-1" || r.Attempt != 1 ||
+			r.EventID != callback.EventID("m-1", r.Status, 1) {
+			t.Errorf("callback %+v", r)
+		}
+		if r.Event == "final" && (r.BillableMS != 61_000 || r.BillableMinutes != 2 || r.SIPCode != 200 || r.EndedAt.IsZero()) {
+			t.Errorf("final callback %+v: want 61000 ms, 2 minutes, SIP 200", r)
+		}
+		if r.Event == "ringing" && (r.BillableMS != 0 || !r.AnsweredAt.IsZero()) {
+			t.Errorf("ringing callback reports later facts: %+v", r)
+		}
+	}
+	waitFor(t, 5*time.Second, "delivery state in the record", func() bool {
+		rec, _ := q.Get(context.Background(), "m-1")
+		for _, ev := range []string{"ringing", "answered", "final"} {
+			if rec.Callbacks[ev].State != queue.CallbackDelivered || rec.Callbacks[ev].Attempts != 1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestCallbackRetriedAfter500AndTimeout(t *testing.T) {
+	start := time.Now()
+	rcv := newReceiver(t, func(n int) int {
+		switch n {
+		case 1:
+			return 500
+		case 2:
+			time.Sleep(1500 * time.Millisecond) // past the 500 ms timeout
+			return 200
+		}
+		return 200
+	})
+	q, _ := setup(t, rcv.srv.URL+"/cb", []string{"final"})
+	call(t, q, "m-2")
+	waitFor(t, 20*time.Second, "the final callback", func() bool { return len(rcv.reports()) >= 1 })
+	time.Sleep(time.Second)
+	got := rcv.reports()
+	// The timed-out attempt answered 200 after vms gave up on it: the
+	// receiver may see the event twice and deduplicates on its ID.
+	for _, r := range got {
+		if r.EventID != callback.EventID("m-2", queue.StatusCompleted, 1) || r.Event != "final" {
+			t.Errorf("callback %+v", r)
+		}
+	}
+	rcv.mu.Lock()
+	tries := rcv.tries[callback.EventID("m-2", queue.StatusCompleted, 1)]
+	rcv.mu.Unlock()
+	if tries != 3 {
+		t.Errorf("receiver saw %d attempts, want 3 (500, timeout, 200)", tries)
+	}
+	waitFor(t, 5*time.Second, "delivered state", func() bool {
+		rec, _ := q.Get(context.Background(), "m-2")
+		st := rec.Callbacks["final"]
+		return st.State == queue.CallbackDelivered && st.Attempts == 3
+	})
+	t.Logf("delivered on the third attempt %s after the call ended", time.Since(start).Round(10*time.Millisecond))
+}
+
+func TestBackoffDoubles(t *testing.T) {
+	f := callback.Backoff(time.Second, 10*time.Second)
+	for n, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second} {
+		d := f(n, nil, nil)
+		if d < want*9/10 || d > want*11/10 {
+			t.Errorf("retry %d: %s, want %s ±10%%", n, d, want)
+		}
+	}
+	if d := f(100, nil, nil); d > 11*time.Second {
+		t.Errorf("retry 100: %s, want capped", d)
+	}
+}
