@@ -14,7 +14,7 @@ deps-demo:
 	@scripts/ensure-deps.sh go espeak-ng
 
 deps-test:
-	@scripts/ensure-deps.sh go espeak-ng redis-server
+	@scripts/ensure-deps.sh go espeak-ng redis-server kamailio baresip sox lame
 
 # The whole pipeline in one process: in-process Redis (unless REDIS_URL is
 # set), the carrier simulator on loopback, a worker, two calls.

@@ -39,6 +39,7 @@ func newEnv(t *testing.T, edit func(*config.Config)) *env {
 	rs := redistest.Start(t)
 	cfg := config.Defaults()
 	cfg.Redis.URL = rs.URL
+	cfg.Policy.DisableLimits() // policy limits have their own tests (policy/)
 	cfg.API.Apps = []config.App{
 		{ID: "shop", Key: shopKey, RateLimit: 1000, Templates: []string{"delivery"}},
 		{ID: "bank", Key: bankKey, RateLimit: 1000, Templates: []string{"*"}},

@@ -30,6 +30,8 @@ const (
 	CodeNotFound           = "not_found"
 	CodeMethodNotAllowed   = "method_not_allowed"
 	CodeNotCancelable      = "not_cancelable"
+	CodeInvalidReason      = "invalid_reason"
+	CodeCalleeOptedOut     = "callee_opted_out"
 	CodeInternal           = "internal"
 )
 
@@ -48,6 +50,8 @@ var statusOf = map[string]int{
 	CodeNotFound:            http.StatusNotFound,
 	CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	CodeNotCancelable:       http.StatusConflict,
+	CodeInvalidReason:       http.StatusBadRequest,
+	CodeCalleeOptedOut:      http.StatusForbidden,
 	CodeInternal:            http.StatusInternalServerError,
 	"invalid_number":        http.StatusBadRequest,
 	"invalid_code":          http.StatusBadRequest,
@@ -87,6 +91,7 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, ie.Code, ie.Msg)
 		return
 	}
-	s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	// The route pattern, not the path: paths may hold phone numbers.
+	s.log.Error("api request failed", "route", r.Pattern, "err", err)
 	writeError(w, CodeInternal, "internal error; it was logged, retry later")
 }

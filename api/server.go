@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vms-project/vms/config"
+	"github.com/vms-project/vms/policy"
 	"github.com/vms-project/vms/queue"
 	"github.com/vms-project/vms/templates"
 )
@@ -39,6 +40,7 @@ type Server struct {
 	rdb       redis.UniversalClient
 	q         *queue.Client
 	templates templates.Registry
+	policy    *policy.Engine
 	apps      map[string]*app
 	limiter   rateLimiter
 	skew      time.Duration
@@ -58,6 +60,7 @@ func New(cfg *config.Config, rdb redis.UniversalClient, q *queue.Client, log *sl
 		return nil, errors.New("api.apps is empty: configure at least one app (id, key_env, rate_limit) to serve the API")
 	}
 	s := &Server{cfg: cfg, rdb: rdb, q: q, templates: cfg.TemplateRegistry(), apps: map[string]*app{},
+		policy:  policy.FromConfig(cfg, rdb, log),
 		limiter: rateLimiter{rdb}, skew: cfg.API.TimestampSkew.D(), maxBody: cfg.API.MaxBodyBytes,
 		log: log, now: time.Now}
 	for _, a := range cfg.API.Apps {
@@ -74,6 +77,10 @@ func New(cfg *config.Config, rdb redis.UniversalClient, q *queue.Client, log *sl
 	mux.HandleFunc("POST /v1/calls/{message_id}/cancel", s.authenticate(s.cancelCall))
 	mux.HandleFunc("GET /v1/templates", s.authenticate(s.listTemplates))
 	mux.HandleFunc("GET /v1/templates/{template_id}", s.authenticate(s.getTemplate))
+	mux.HandleFunc("POST /v1/suppressions", s.authenticate(s.addSuppression))
+	mux.HandleFunc("GET /v1/suppressions", s.authenticate(s.listSuppressions))
+	mux.HandleFunc("GET /v1/suppressions/{number}", s.authenticate(s.getSuppression))
+	mux.HandleFunc("DELETE /v1/suppressions/{number}", s.authenticate(s.removeSuppression))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openAPI)
@@ -93,7 +100,7 @@ func New(cfg *config.Config, rdb redis.UniversalClient, q *queue.Client, log *sl
 // 404 or 405 rather than the mux's plain text.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern == "" {
-		for _, m := range []string{http.MethodGet, http.MethodPost} {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
 			r2 := r.Clone(r.Context())
 			r2.Method = m
 			if _, p := s.mux.Handler(r2); p != "" && m != r.Method {

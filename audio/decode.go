@@ -43,6 +43,9 @@ func Sniff(data []byte) (Format, error) {
 		return WAV, nil
 	case bytes.HasPrefix(data, []byte("fLaC")):
 		return FLAC, nil
+	case len(data) >= 2 && data[0] == 0xFF && data[1]&0xF6 == 0xF0:
+		// An MPEG frame sync with layer bits 00: AAC in ADTS, not MP3.
+		return "", fmt.Errorf("%w: AAC (ADTS) is not supported: convert it to WAV, FLAC or MP3", ErrUnsupported)
 	case bytes.HasPrefix(data, []byte("ID3")), len(data) >= 2 && data[0] == 0xFF && data[1]&0xE0 == 0xE0:
 		return MP3, nil
 	case bytes.HasPrefix(data, []byte("OggS")):

@@ -122,6 +122,7 @@ func TestRefusals(t *testing.T) {
 		{"silence", soxSilence(t), 0, ErrEmpty},
 		{"html error page", []byte("<!DOCTYPE html><html><body>404</body></html>"), 0, ErrUnsupported},
 		{"random bytes", []byte("\x01\x02\x03 definitely not audio"), 0, ErrUnsupported},
+		{"aac adts", append([]byte{0xFF, 0xF1, 0x50, 0x80}, make([]byte, 400)...), 0, ErrUnsupported},
 		{"ogg vorbis", soxTone(t, "a.ogg", 1, 0.5), 0, ErrUnsupported},
 		{"wav ima adpcm", soxTone(t, "adpcm.wav", 1, 0.5, "-e", "ima-adpcm"), 0, ErrUnsupported},
 		{"wav without data chunk", wav[:36], 0, ErrCorrupt},

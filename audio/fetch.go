@@ -360,4 +360,3 @@ func RedactURL(raw string) string {
 	}
 	return u.String()
 }
-

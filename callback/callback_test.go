@@ -229,3 +229,116 @@ func TestBackoffDoubles(t *testing.T) {
 		t.Errorf("retry 100: %s, want capped", d)
 	}
 }
+
+// keyCall walks a message through an answered call in which the callee
+// pressed keys, as a worker records it (queue.Client.Finish).
+func keyCall(t *testing.T, q *queue.Client, id string, keys []queue.KeyPress) *queue.Record {
+	t.Helper()
+	ctx := context.Background()
+	rec, err := q.SendCode(ctx, queue.CodeRequest{ID: id, To: "+8613800138000", Code: "4821", AppID: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := q.Claim(ctx, id, 1); err != nil || out != queue.Claimed {
+		t.Fatal(out, err)
+	}
+	t0 := time.Now().UTC()
+	must(t, q.MarkInviteSent(ctx, id, t0, "carrier-a", "call-"+id))
+	must(t, q.MarkAnswered(ctx, id, t0.Add(time.Second)))
+	rec.Status, rec.Attempt, rec.SIPCode = queue.StatusCompleted, 1, 200
+	rec.InviteAt, rec.AnsweredAt, rec.EndedAt = t0, t0.Add(time.Second), t0.Add(9*time.Second)
+	rec.BillableMS, rec.HungUpBy = 8_000, "caller"
+	rec.Keys, rec.Confirmed = keys, len(keys) > 0
+	must(t, q.Finish(ctx, rec))
+	return rec
+}
+
+func TestKeyPressesReported(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	q, _ := setup(t, rcv.srv.URL+"/cb", []string{"final", "keypress"})
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	keys := []queue.KeyPress{{Key: "1", At: t0.Add(3 * time.Second), Via: "rfc4733"}, {Key: "#", At: t0.Add(4 * time.Second), Via: "info"}}
+	keyCall(t, q, "k-1", keys)
+	keyCall(t, q, "k-2", nil) // no keys: a final callback, no keypress one
+
+	// The record and the CDR keep the keys.
+	rec, err := q.Get(context.Background(), "k-1")
+	if err != nil || len(rec.Keys) != 2 || rec.Keys[1].Key != "#" || !rec.Keys[1].At.Equal(keys[1].At) || !rec.Confirmed {
+		t.Fatalf("record keys %+v confirmed=%v (%v)", rec.Keys, rec.Confirmed, err)
+	}
+	cdrs, err := q.CDRs(context.Background(), "", 10)
+	if err != nil || len(cdrs) != 2 || len(cdrs[0].Keys) != 2 {
+		t.Fatalf("CDRs %+v (%v), want the first with 2 keys", cdrs, err)
+	}
+
+	waitFor(t, 15*time.Second, "three callbacks", func() bool { return len(rcv.reports()) >= 3 })
+	time.Sleep(300 * time.Millisecond) // nothing more may come
+	got := map[string]callback.Report{}
+	for _, r := range rcv.reports() {
+		k := r.MessageID + "/" + r.Event
+		if _, dup := got[k]; dup {
+			t.Errorf("%s reported twice", k)
+		}
+		got[k] = r
+	}
+	if len(got) != 3 {
+		t.Fatalf("callbacks %v, want k-1/final, k-1/keypress, k-2/final", got)
+	}
+	checkKeys := func(r callback.Report) {
+		t.Helper()
+		if r.DTMF != "1#" || len(r.Keys) != 2 || r.Keys[0].Key != "1" || r.Keys[0].Via != "rfc4733" ||
+			!r.Keys[0].At.Equal(keys[0].At) || !r.Keys[1].At.Equal(keys[1].At) || !r.Confirmed || r.OptedOut {
+			t.Errorf("%s callback keys: dtmf %q keys %+v confirmed %v", r.Event, r.DTMF, r.Keys, r.Confirmed)
+		}
+	}
+	fin := got["k-1/final"]
+	checkKeys(fin)
+	if fin.EventID != callback.EventID("k-1", queue.StatusCompleted, 1) || !fin.Final {
+		t.Errorf("final %+v", fin)
+	}
+	kp := got["k-1/keypress"]
+	checkKeys(kp)
+	if kp.EventID != callback.KeypressEventID("k-1", 1) || kp.EventID == fin.EventID || kp.Final ||
+		kp.Status != queue.StatusCompleted || kp.Attempt != 1 || !kp.OccurredAt.Equal(keys[1].At) || kp.AnsweredAt.IsZero() {
+		t.Errorf("keypress %+v", kp)
+	}
+	if r := got["k-2/final"]; r.DTMF != "" || r.Keys != nil {
+		t.Errorf("k-2 had no keys, its final callback says %q %+v", r.DTMF, r.Keys)
+	}
+	waitFor(t, 5*time.Second, "keypress delivery state in the record", func() bool {
+		rec, _ := q.Get(context.Background(), "k-1")
+		st := rec.Callbacks["keypress"]
+		return st.State == queue.CallbackDelivered && st.EventID == kp.EventID
+	})
+}
+
+// TestKeypressOnceAcrossRewrittenOutcome: a call first recorded unknown
+// (the worker was lost) and then given its late real outcome has two final
+// state changes but one keypress event, under one ID.
+func TestKeypressOnceAcrossRewrittenOutcome(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	q, _ := setup(t, rcv.srv.URL+"/cb", []string{"keypress"})
+	ctx := context.Background()
+	rec, err := q.SendCode(ctx, queue.CodeRequest{ID: "u-1", To: "+8613800138000", Code: "4821", AppID: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := q.Claim(ctx, "u-1", 1); err != nil || out != queue.Claimed {
+		t.Fatal(out, err)
+	}
+	lost := *rec
+	lost.Status, lost.Attempt, lost.Reason = queue.StatusUnknown, 1, "worker lost"
+	must(t, q.Finish(ctx, &lost))
+	t0 := time.Now().UTC()
+	rec.Status, rec.Attempt, rec.SIPCode, rec.AnsweredAt, rec.EndedAt, rec.BillableMS = queue.StatusCompleted, 1, 200, t0, t0.Add(5*time.Second), 5000
+	rec.Keys = []queue.KeyPress{{Key: "9", At: t0.Add(2 * time.Second), Via: "rfc4733"}}
+	rec.OptedOut = true
+	must(t, q.Finish(ctx, rec))
+	waitFor(t, 15*time.Second, "the keypress callback", func() bool { return len(rcv.reports()) >= 1 })
+	time.Sleep(time.Second) // the second final change is relayed too; it must not report again
+	got := rcv.reports()
+	if len(got) != 1 || got[0].Event != "keypress" || got[0].DTMF != "9" || !got[0].OptedOut ||
+		got[0].EventID != callback.KeypressEventID("u-1", 1) {
+		t.Fatalf("callbacks %+v, want one keypress event with key 9", got)
+	}
+}

@@ -2,6 +2,8 @@
 // a message (the queue's state-change outbox) that its app subscribed to is
 // turned into one asynq task of type TaskType on its own queue, and POSTed
 // to the message's (or its app's) callback URL until a 2xx answers, with
+// the DTMF keys of a call in its final report and in one keypress report
+// (EventKeypress), with
 // exponential backoff for api.callbacks.retry_for. The record shows the
 // delivery state of each callback.
 package callback
@@ -10,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vms-project/vms/queue"
@@ -27,6 +30,10 @@ const (
 	EventRinging  = "ringing"
 	EventAnswered = "answered"
 	EventFinal    = "final" // any terminal state
+	// EventKeypress lists the DTMF keys the callee pressed during a call.
+	// Keys are known when the call ends, so it is one callback per call
+	// attempt that had at least one key, sent with the final one.
+	EventKeypress = "keypress"
 )
 
 // EventName is the event a state change is reported as, "" for none.
@@ -49,6 +56,16 @@ func EventName(s queue.Status) string {
 // so a receiver deduplicates on it.
 func EventID(messageID string, status queue.Status, attempt int) string {
 	sum := sha256.Sum256([]byte(messageID + "\x00" + string(status) + "\x00" + strconv.Itoa(attempt)))
+	return "evt_" + hex.EncodeToString(sum[:16])
+}
+
+// KeypressEventID is the ID of the keypress event of a message's attempt.
+// It is derived like EventID but can never equal one (no status is named
+// "keypress"), and it does not depend on which final state reported it, so
+// a call whose outcome is rewritten (unknown, then the late real outcome)
+// still reports its keys under one ID.
+func KeypressEventID(messageID string, attempt int) string {
+	sum := sha256.Sum256([]byte(messageID + "\x00" + EventKeypress + "\x00" + strconv.Itoa(attempt)))
 	return "evt_" + hex.EncodeToString(sum[:16])
 }
 
@@ -76,9 +93,16 @@ type Report struct {
 	EndedAt         time.Time `json:"ended_at,omitzero"`
 	BillableMS      int64     `json:"billable_ms"`
 	BillableMinutes int       `json:"billable_minutes"`
-	// DTMF are the keys the callee pressed, in order (when the trunk
-	// reports them).
+	// DTMF are the keys the callee pressed, in order, as one string
+	// (final and keypress events).
 	DTMF string `json:"dtmf,omitempty"`
+	// Keys are the same keys with when each was pressed and how it
+	// arrived (rfc4733 or info).
+	Keys []queue.KeyPress `json:"keys,omitempty"`
+	// Confirmed: the callee pressed the template's confirm key; OptedOut:
+	// its opt-out key (the number is then suppressed for the app).
+	Confirmed bool `json:"confirmed,omitempty"`
+	OptedOut  bool `json:"opted_out,omitempty"`
 }
 
 // NewReport builds the report of change from the message's record. A
@@ -97,10 +121,36 @@ func NewReport(ch queue.StateChange, rec *queue.Record) Report {
 		if ch.Status != queue.StatusCompleted {
 			r.FailureCause = rec.Reason
 		}
+		r.setKeys(rec)
 	case EventAnswered:
 		r.InviteAt, r.RingingAt, r.AnsweredAt = rec.InviteAt, rec.RingingAt, rec.AnsweredAt
 	case EventRinging:
 		r.InviteAt, r.RingingAt = rec.InviteAt, rec.RingingAt
 	}
 	return r
+}
+
+// NewKeypressReport builds the keypress report of a final change, or
+// returns false when the call had no keys. The keys belong to the record's
+// attempt; a change of another attempt reports none. OccurredAt is when the
+// last key was pressed.
+func NewKeypressReport(ch queue.StateChange, rec *queue.Record) (Report, bool) {
+	if EventName(ch.Status) != EventFinal || len(rec.Keys) == 0 || rec.Attempt != ch.Attempt {
+		return Report{}, false
+	}
+	r := Report{EventID: KeypressEventID(ch.MessageID, ch.Attempt), Event: EventKeypress, MessageID: ch.MessageID,
+		AppID: rec.AppID, SessionContext: rec.SessionContext, Status: rec.Status, Attempt: ch.Attempt,
+		OccurredAt: rec.Keys[len(rec.Keys)-1].At, EnqueuedAt: rec.EnqueuedAt,
+		InviteAt: rec.InviteAt, RingingAt: rec.RingingAt, AnsweredAt: rec.AnsweredAt, EndedAt: rec.EndedAt}
+	r.setKeys(rec)
+	return r, true
+}
+
+func (r *Report) setKeys(rec *queue.Record) {
+	r.Keys, r.Confirmed, r.OptedOut = rec.Keys, rec.Confirmed, rec.OptedOut
+	var b strings.Builder
+	for _, k := range rec.Keys {
+		b.WriteString(k.Key)
+	}
+	r.DTMF = b.String()
 }

@@ -97,15 +97,32 @@ func (r *relay) handle(ctx context.Context, ch queue.StateChange) error {
 		}
 		return nil
 	}
-	if !app.Subscribed(ev) {
-		return nil
+	var reps []Report
+	if app.Subscribed(ev) {
+		reps = append(reps, NewReport(ch, rec))
 	}
-	rep := NewReport(ch, rec)
+	if app.Subscribed(EventKeypress) {
+		if rep, ok := NewKeypressReport(ch, rec); ok {
+			reps = append(reps, rep)
+		}
+	}
+	for _, rep := range reps {
+		if err := r.enqueue(ctx, rec, url, rep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueue makes the callback task of one report and marks it pending in
+// the record. The task ID is the event ID: an event relayed twice is
+// enqueued once.
+func (r *relay) enqueue(ctx context.Context, rec *queue.Record, url string, rep Report) error {
 	body, err := json.Marshal(rep)
 	if err != nil {
 		return err
 	}
-	payload, err := json.Marshal(task{EventID: rep.EventID, Event: ev, MessageID: rec.ID, AppID: rec.AppID,
+	payload, err := json.Marshal(task{EventID: rep.EventID, Event: rep.Event, MessageID: rec.ID, AppID: rec.AppID,
 		URL: url, FirstAt: time.Now().UTC(), Body: body})
 	if err != nil {
 		return err
@@ -119,7 +136,7 @@ func (r *relay) handle(ctx context.Context, ch queue.StateChange) error {
 	if err != nil {
 		return fmt.Errorf("enqueue callback %s: %w", rep.EventID, err)
 	}
-	return r.q.SetCallbackState(ctx, rec.ID, ev, queue.CallbackState{EventID: rep.EventID, URL: url,
+	return r.q.SetCallbackState(ctx, rec.ID, rep.Event, queue.CallbackState{EventID: rep.EventID, URL: url,
 		State: queue.CallbackPending, UpdatedAt: time.Now().UTC()})
 }
 

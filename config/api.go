@@ -41,7 +41,8 @@ type App struct {
 	// CallbackURL receives status callbacks of the app's messages that name
 	// no callback_url of their own. Empty: no callbacks unless a message names one.
 	CallbackURL string `yaml:"callback_url"`
-	// CallbackEvents are the events posted: dialing, ringing, answered, final.
+	// CallbackEvents are the events posted: dialing, ringing, answered,
+	// final, keypress (the DTMF keys of a call, posted when it ends).
 	CallbackEvents []string `yaml:"callback_events"`
 	// Templates the app may send; "*" allows every template.
 	Templates []string `yaml:"templates"`
@@ -95,8 +96,10 @@ type ReconcileColumns struct {
 	BilledSeconds string `yaml:"billed_seconds"`
 }
 
-// Callback events an app may subscribe to. "final" is any terminal state.
-var CallbackEvents = []string{"dialing", "ringing", "answered", "final"}
+// Callback events an app may subscribe to. "final" is any terminal state;
+// "keypress" lists the DTMF keys the callee pressed (one per call, sent
+// when it ends, only if a key was pressed).
+var CallbackEvents = []string{"dialing", "ringing", "answered", "final", "keypress"}
 
 var appIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 

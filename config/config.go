@@ -81,6 +81,9 @@ type Call struct {
 	MaxDuration Duration `yaml:"max_duration"`
 	// RepeatPause is the silence between repetitions of a message.
 	RepeatPause Duration `yaml:"repeat_pause"`
+	// MediaTimeout ends an answered call when the callee has sent no RTP
+	// for this long; 0 turns it off (many carriers send none on a one-way call).
+	MediaTimeout Duration `yaml:"media_timeout"`
 }
 
 // Trunk is a carrier SIP trunk that calls are sent to.
@@ -155,6 +158,14 @@ type Template struct {
 	Params     []templates.Param `yaml:"params"`
 	KeyActions map[string]string `yaml:"key_actions"`
 	Urgent     bool              `yaml:"urgent"`
+	// Audio fields (config/audio.go, templates/audio.go): source tts|audio|mixed,
+	// the recording or the segments, and the engine, rate and volume of speech.
+	Source   string              `yaml:"source"`
+	Audio    string              `yaml:"audio"`
+	Segments []templates.Segment `yaml:"segments"`
+	Engine   string              `yaml:"engine"`
+	Rate     float64             `yaml:"rate"`
+	Volume   float64             `yaml:"volume"`
 }
 
 // Duration is a time.Duration written as "1s", "250ms", "2m" in YAML.
@@ -221,6 +232,7 @@ func (c *Config) ApplyEnv() {
 		c.Redis.URL = u
 	}
 	c.applyPolicyEnv()
+	c.applyAudioEnv()
 	for i := range c.Trunks {
 		if env := c.Trunks[i].PasswordEnv; env != "" {
 			if v, ok := os.LookupEnv(env); ok {

@@ -10,6 +10,8 @@ import (
 
 func TestExampleConfigLoads(t *testing.T) {
 	t.Setenv("VMS_CARRIER_A_PASSWORD", "s3cret")
+	t.Setenv("VMS_HMAC_SECRET", "0123456789abcdef0123")
+	t.Setenv("VMS_TTS_TOKEN", "Bearer test-token")
 	t.Setenv("REDIS_URL", "")
 	c, err := Load("../configs/vms.example.yaml")
 	if err != nil {
@@ -18,8 +20,14 @@ func TestExampleConfigLoads(t *testing.T) {
 	if c.Trunks[0].Password != "s3cret" || c.Worker.Concurrency != 50 || c.Call.RingTimeout.D() != 45*time.Second {
 		t.Fatalf("example config read wrong: %+v", c)
 	}
-	if len(c.Templates) != 2 || c.TemplateRegistry()["payment_due"].Voice != "cmn" {
+	if len(c.Templates) != 5 || c.Policy.HMACSecret == "" || c.TemplateRegistry()["payment_due"].Voice != "cmn" {
 		t.Fatalf("templates = %+v", c.Templates)
+	}
+	// audio: the HTTP engine's credential comes from the environment; the mixed
+	// template's text is derived from its segments.
+	if c.Audio.Engines[0].Headers["Authorization"] != "Bearer test-token" || c.EngineFor("zh", "") != "cloud" ||
+		c.TemplateRegistry()["order_ready"].Text != "Hello from Example Shop. Your order {1} of {2} is ready for pickup on {3} after {4}. Goodbye." {
+		t.Fatalf("audio = %+v, order_ready = %+v", c.Audio, c.TemplateRegistry()["order_ready"])
 	}
 }
 

@@ -135,6 +135,7 @@ func (c *Config) TemplateDefs() []templates.Template {
 		def := templates.Template{ID: t.ID, Name: t.Name, Kind: templates.Kind(t.Kind), Text: t.Text,
 			Language: t.Language, Voice: c.VoiceFor(t.Language, t.Voice), Params: t.Params,
 			Urgent: t.Urgent, Status: templates.Status(t.Status)}
+		c.templateAudio(t, &def) // audio.go
 		if def.Kind == "" {
 			def.Kind = templates.KindNotify
 		}
@@ -209,7 +210,7 @@ func (c *Config) validatePolicy(p *problems) {
 				p.add("%s.params[%d] (placeholder {%d}): %v", at, j, j+1, err)
 			}
 		}
-		if n, err := templates.Placeholders(t.Text); err == nil && len(t.Params) > n {
+		if n, err := templates.Placeholders(c.templateText(t)); err == nil && len(t.Params) > n { // audio.go
 			p.add("%s.params: %d constraints but the text has %d placeholders", at, len(t.Params), n)
 		}
 		keys := make([]string, 0, len(t.KeyActions))

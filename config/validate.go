@@ -52,13 +52,14 @@ func (c *Config) Validate() error {
 	if c.Call.MaxDuration.D() < 10*time.Second {
 		p.add("call.max_duration %s: at least 10s", c.Call.MaxDuration.D())
 	}
+	if c.Call.MediaTimeout.D() < 0 || (c.Call.MediaTimeout.D() > 0 && c.Call.MediaTimeout.D() < 500*time.Millisecond) {
+		p.add("call.media_timeout %s: 0 (off) or at least 500ms", c.Call.MediaTimeout.D())
+	}
 	if c.Call.RepeatPause.D() < 0 || c.Call.RepeatPause.D() > 10*time.Second {
 		p.add("call.repeat_pause %s: between 0 and 10s", c.Call.RepeatPause.D())
 	}
 	c.validateTrunks(&p)
-	if c.TTS.Engine != "espeak-ng" {
-		p.add("tts.engine %q: the only engine is espeak-ng", c.TTS.Engine)
-	}
+	// tts.engine is checked with audio.engines (audio.go).
 	if c.TTS.Voice == "" {
 		p.add("tts.voice is empty: name an espeak-ng voice such as en-us or cmn")
 	}
@@ -145,7 +146,7 @@ func (c *Config) validateTemplates(p *problems) {
 			p.add("%s.id %q is used twice", at, t.ID)
 		}
 		seen[t.ID] = true
-		if strings.TrimSpace(t.Text) == "" {
+		if strings.TrimSpace(t.Text) == "" && (t.Source == "" || t.Source == "tts") { // audio.go checks audio and mixed
 			p.add("%s.text is empty", at)
 		} else if _, err := templates.Placeholders(t.Text); err != nil {
 			p.add("%s.text: %v", at, err)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"text/template"
 	"time"
@@ -92,6 +91,9 @@ func waitRecording(t *testing.T, b *peer, dir string, d time.Duration) (*wavAudi
 	deadline := time.Now().Add(d)
 	var last error
 	for time.Now().Before(deadline) {
+		if done, err := b.exited(); done {
+			t.Fatalf("baresip exited (%v) before it finished the recording", err)
+		}
 		paths, _ := filepath.Glob(filepath.Join(dir, "*-dec.wav"))
 		if len(paths) > 1 {
 			t.Fatalf("baresip wrote %d recordings of received audio, want 1: %v", len(paths), paths)
@@ -151,8 +153,11 @@ func TestBaresipCalleeRecordsTheMessage(t *testing.T) {
 	if rms < 500 {
 		t.Errorf("baresip's recording has RMS %.0f: silence, not the message (want > 500)", rms)
 	}
-	if !strings.Contains(b.out.String(), "PCMU") && !strings.Contains(b.out.String(), "PCMA") {
-		t.Errorf("baresip's log names no G.711 codec for the call")
+	if !b.waitOutput("Set audio decoder: "+got.Codec+" ", time.Second) {
+		t.Errorf("baresip's log does not show it decoding %s, the codec vms recorded", got.Codec)
+	}
+	if !b.waitOutput("call: answering call", time.Second) || !b.waitOutput(" terminated (duration", time.Second) {
+		t.Errorf("baresip's log does not show the call answered and ended")
 	}
 	if n := r.worker.Dialer.RTPPortsInUse(); n != 0 {
 		t.Errorf("%d RTP ports still held after the call", n)

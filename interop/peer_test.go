@@ -85,8 +85,9 @@ func startPeer(t *testing.T, name, bin string, args ...string) *peer {
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	// Wait returns even if a grandchild keeps the output pipe open.
 	p.cmd.WaitDelay = 2 * time.Second
-	// Its own group, so the group can be signalled; and killed if the test
-	// binary dies before the cleanup runs.
+	// Its own group, so that the group can be signalled. Pdeathsig kills it
+	// if the test binary dies before the cleanup runs (strictly: when the
+	// OS thread that started it exits, which Go threads do not do here).
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s (%s): %v", name, bin, err)

@@ -96,6 +96,11 @@ func New(rdb redis.UniversalClient, opts Options) *Engine {
 
 // FromConfig builds the Engine a configuration describes (validated config).
 func FromConfig(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) *Engine {
+	return New(rdb, OptionsFromConfig(cfg, log))
+}
+
+// OptionsFromConfig returns the Options a configuration describes.
+func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 	p := cfg.Policy
 	opts := Options{Secret: []byte(p.HMACSecret), Consent: map[string]string{},
 		Limits: map[Kind][]Limit{}, Quiet: map[Kind]Window{}, Rules: p.ReviewRules(),
@@ -125,7 +130,7 @@ func FromConfig(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger)
 	}{p, opts.Seed})
 	sum := sha256.Sum256(body)
 	opts.ConfigDigest = hex.EncodeToString(sum[:])
-	return New(rdb, opts)
+	return opts
 }
 
 // Templates returns the template registry (in Redis, seeded from the config).
@@ -285,7 +290,7 @@ func (e *Engine) decide(ctx context.Context, m queue.Message, app, hash string, 
 			switch {
 			case kind == templates.KindCode:
 				return refuse("quiet_hours", "no code calls between %s and %s in %s (it is %s there); try again after %s",
-					clock(w.Start), clock(w.End), zone, local, next.In(zone).Format("15:04")), nil
+					hhmm(w.Start), hhmm(w.End), zone, local, next.In(zone).Format("15:04")), nil
 			case tmpl != nil && tmpl.Urgent:
 				// Urgent notifications go out at night.
 			default:
@@ -309,7 +314,7 @@ func (e *Engine) decide(ctx context.Context, m queue.Message, app, hash string, 
 	return queue.Decision{Verdict: queue.Allow}, nil
 }
 
-func clock(m int) string { return fmt.Sprintf("%02d:%02d", m/60, m%60) }
+func hhmm(m int) string { return fmt.Sprintf("%02d:%02d", m/60, m%60) }
 
 // Release implements queue.Policy: the message will not be called, so it
 // no longer counts against the number's limits.

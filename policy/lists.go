@@ -236,6 +236,34 @@ func (e *Engine) SuppressionOf(ctx context.Context, app, number string) (*Suppre
 	return e.suppressionByHash(ctx, app, h)
 }
 
+// SuppressionIn returns a number's entry on one list only (an app's, or
+// GlobalScope; "" means GlobalScope), or nil. The HTTP API uses it so an
+// app sees its own list and nothing of the global one.
+func (e *Engine) SuppressionIn(ctx context.Context, list, number string) (*Suppression, error) {
+	if list == "" {
+		list = GlobalScope
+	}
+	n, err := normalize(number)
+	if err != nil {
+		return nil, err
+	}
+	h, err := e.keys.numberHash(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.rdb.HGet(ctx, suppressKey(list), h).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("suppression: %w", err)
+	}
+	var sup Suppression
+	if err := json.Unmarshal([]byte(s), &sup); err != nil {
+		return nil, fmt.Errorf("suppression: corrupt record: %w", err)
+	}
+	return &sup, nil
+}
+
 func (e *Engine) suppressionByHash(ctx context.Context, app, h string) (*Suppression, error) {
 	for _, scope := range []string{GlobalScope, app} {
 		s, err := e.rdb.HGet(ctx, suppressKey(scope), h).Result()

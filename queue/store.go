@@ -168,6 +168,13 @@ func recordFromFields(f map[string]string) (*Record, error) {
 	r.BillableMS, _ = strconv.ParseInt(f["billable_ms"], 10, 64)
 	r.BillableMinutes, _ = strconv.Atoi(f["billable_minutes"])
 	r.UpdatedAt = parseTime(f["updated_at"])
+	if s := f["keys"]; s != "" {
+		if err := json.Unmarshal([]byte(s), &r.Keys); err != nil {
+			return nil, fmt.Errorf("record: corrupt keys field: %w", err)
+		}
+	}
+	r.Confirmed = f["confirmed"] == "true"
+	r.OptedOut = f["opted_out"] == "true"
 	r.Callbacks = callbackStates(f)
 	if r.AppID == "" {
 		r.AppID = DefaultApp // records written before apps existed

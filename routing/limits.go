@@ -141,7 +141,7 @@ func (l *Limits) Acquire(ctx context.Context, t *Trunk, member string, wait time
 			if err := sleepUntil(ctx, deadline, min(backoff, hint)); err != nil {
 				return nil, saturated(err, t.Name, "channels", min(backoff, hint))
 			}
-			backoff = min(2*backoff, time.Second)
+			backoff = min(2*backoff, 200*time.Millisecond)
 		}
 	}
 	if t.CPS > 0 {

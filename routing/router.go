@@ -104,8 +104,8 @@ func (r *Router) Route(ctx context.Context, number string) ([]*Trunk, error) {
 
 // Report updates the trunk's health from a call's outcome and returns its
 // verdict.
-func (r *Router) Report(ctx context.Context, t *Trunk, res telephony.Result) Verdict {
-	v := Classify(res)
+func (r *Router) Report(ctx context.Context, t *Trunk, res telephony.Result) telephony.Verdict {
+	v := telephony.VerdictFor(res)
 	if v.TrunkFailure {
 		marked, err := r.Health.Failure(ctx, t.Name)
 		if err != nil {

@@ -24,11 +24,6 @@ type Trunk struct {
 	// CallerIDs is the caller ID pool and CallerIDMode how one is picked.
 	CallerIDs    []string
 	CallerIDMode string
-	// FromDomain, AuthUsername and Realm are carried for the dialer.
-	// TODO(lead): telephony.Trunk needs FromDomain (host of From),
-	// AuthUsername (digest user, default Username) and Realm (only answer
-	// challenges of this realm); worker copies them here until it has them.
-	FromDomain, AuthUsername, Realm string
 
 	order int // position in the config: the last tie-breaker
 	rr    atomic.Uint64
@@ -37,8 +32,7 @@ type Trunk struct {
 // NewTrunk combines a configured trunk with its dialer form.
 func NewTrunk(c config.Trunk, base telephony.Trunk) *Trunk {
 	t := &Trunk{Trunk: base, Prefixes: c.Prefixes, Priority: c.Priority, MaxChannels: c.MaxChannels,
-		CPS: c.CPS, CallerIDs: c.CallerIDs, CallerIDMode: c.CallerIDMode,
-		FromDomain: c.FromDomain, AuthUsername: c.AuthUsername, Realm: c.Realm}
+		CPS: c.CPS, CallerIDs: c.CallerIDs, CallerIDMode: c.CallerIDMode}
 	if len(t.CallerIDs) == 0 && c.CallerID != "" {
 		t.CallerIDs = []string{c.CallerID}
 	}

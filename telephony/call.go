@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,7 +142,7 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 	invite := d.newInvite(req, callID, body)
 	ringCtx, cancelRing := context.WithTimeoutCause(ctx, req.RingTimeout, ErrRingTimeout)
 	defer cancelRing()
-	dlg, err := d.dialogs.WriteInvite(ringCtx, invite)
+	dlg, err := d.dialogsFor(req.Trunk).WriteInvite(ringCtx, invite)
 	if err != nil {
 		return fmt.Errorf("send INVITE to trunk %s: %w: %w", req.Trunk.Name, sip.ErrTransactionTransport, err)
 	}
@@ -157,7 +158,7 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 	challenged := false // the trunk asked for digest credentials
 	responded := false  // any response at all came back
 	err = dlg.WaitAnswer(ringCtx, sipgo.AnswerOptions{
-		Username: req.Trunk.Username,
+		Username: orDefault(req.Trunk.AuthUsername, req.Trunk.Username),
 		Password: req.Trunk.Password,
 		OnResponse: func(r *sip.Response) error {
 			now := time.Now()
@@ -173,6 +174,11 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 			}
 			if r.StatusCode == 401 || r.StatusCode == 407 {
 				challenged = true
+				if realm := challengeRealm(r); req.Trunk.Realm != "" && realm != req.Trunk.Realm {
+					res.SIPCode, res.SIPReason = r.StatusCode, r.Reason
+					return fmt.Errorf("%w: trunk %s challenged for realm %q, configured realm is %q: check trunks[].realm",
+						ErrAuthFailed, req.Trunk.Name, realm, req.Trunk.Realm)
+				}
 			}
 			if answer == nil && answerErr == nil && len(r.Body()) > 0 && (r.IsSuccess() || r.IsProvisional()) {
 				m, perr := ParseSDP(r.Body())
@@ -349,9 +355,13 @@ func (d *Dialer) hangup(dlg *sipgo.DialogClientSession, c *call, res *Result) {
 func (d *Dialer) newInvite(req CallRequest, callID string, body []byte) *sip.Request {
 	t := req.Trunk
 	recipient := sip.Uri{Scheme: "sip", User: req.To, Host: t.URI.Host, Port: t.URI.Port}
+	if t.Transport == "tcp" || t.Transport == "tls" {
+		recipient.UriParams = sip.NewParams()
+		recipient.UriParams.Add("transport", t.Transport)
+	}
 	inv := sip.NewRequest(sip.INVITE, recipient)
 	inv.SetTransport(transportOf(t))
-	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: orDefault(t.CallerID, "vms"), Host: t.URI.Host}}
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: orDefault(t.CallerID, "vms"), Host: orDefault(t.FromDomain, t.URI.Host)}}
 	from.Params = sip.NewParams()
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	inv.AppendHeader(from)
@@ -408,4 +418,25 @@ func sessionID() uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return binary.BigEndian.Uint64(b[:]) >> 1
+}
+
+// challengeRealm is the realm of a 401/407's digest challenge.
+func challengeRealm(r *sip.Response) string {
+	h := r.GetHeader("WWW-Authenticate")
+	if r.StatusCode == 407 {
+		h = r.GetHeader("Proxy-Authenticate")
+	}
+	if h == nil {
+		return ""
+	}
+	v := h.Value()
+	i := strings.Index(strings.ToLower(v), "realm=")
+	if i < 0 {
+		return ""
+	}
+	v = strings.TrimPrefix(v[i+len("realm="):], `"`)
+	if j := strings.IndexAny(v, `",`); j >= 0 {
+		v = v[:j]
+	}
+	return v
 }

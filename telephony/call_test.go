@@ -265,3 +265,21 @@ func TestBadCarrierInput(t *testing.T) {
 		t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+func TestDigestAuthUsernameAndRealm(t *testing.T) {
+	r := newTestRig(t, map[string]string{"+700": "challenge"})
+	// The simulator's credentials are vms/secret in realm carrier-sim.
+	r.trunk.Username, r.trunk.AuthUsername, r.trunk.Password = "account-7", "vms", "secret"
+	if res := r.call(t, "+700", 500*time.Millisecond, nil); res.Status != queue.StatusCompleted {
+		t.Fatalf("auth_username: %s %d %s", res.Status, res.SIPCode, res.Reason)
+	}
+	invites := r.sim.Invites()
+	r.trunk.Realm = "elsewhere"
+	res := r.call(t, "+700", 500*time.Millisecond, nil)
+	if res.Status != queue.StatusFailed || res.SIPCode != 401 || !strings.Contains(res.Reason, `realm "carrier-sim"`) {
+		t.Fatalf("realm mismatch: %s %d %s", res.Status, res.SIPCode, res.Reason)
+	}
+	if n := r.sim.Invites() - invites; n != 1 {
+		t.Fatalf("%d INVITEs for a challenge of the wrong realm, want 1 (no credentials sent)", n)
+	}
+}

@@ -4,6 +4,7 @@
 package telephony
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,8 @@ type Config struct {
 	// PublicHost is the address put in Contact and SDP; empty means the bound address.
 	PublicHost string
 	UserAgent  string
+	// TLS is the client TLS configuration for tls trunks (see ClientTLS).
+	TLS *tls.Config
 	// RTPPortMin and RTPPortMax bound the media ports.
 	RTPPortMin, RTPPortMax int
 	Logger                 *slog.Logger
@@ -41,6 +44,15 @@ type Trunk struct {
 	Password  string
 	CallerID  string
 	Codecs    []tts.Codec
+	// TLSCA and TLSServerName check a tls trunk's certificate (ClientTLS).
+	TLSCA, TLSServerName string
+	// FromDomain is the host of the From URI (empty: the trunk's host).
+	FromDomain string
+	// AuthUsername is the digest user when it differs from Username.
+	AuthUsername string
+	// Realm, when set, is the only digest realm answered; a challenge for
+	// another realm fails the call instead of sending the password there.
+	Realm string
 }
 
 // Dialer is a SIP user agent that places outbound calls. One Dialer serves
@@ -49,15 +61,18 @@ type Dialer struct {
 	ua      *sipgo.UserAgent
 	client  *sipgo.Client
 	server  *sipgo.Server
-	dialogs *sipgo.DialogClientCache
-	contact sip.ContactHeader
-	conn    net.PacketConn
-	addr    netip.AddrPort // bound SIP address
-	public  string         // host in Contact
-	sdpIP   netip.Addr     // address in the SDP c= line
-	ports   *portPool
-	pacer   *pacer
-	log     *slog.Logger
+	dialogs *sipgo.DialogClientCache // UDP, from the listening socket
+	// streamDialogs and streamClient serve tcp and tls trunks.
+	streamDialogs *sipgo.DialogClientCache
+	streamClient  *sipgo.Client
+	contact       sip.ContactHeader
+	conn          net.PacketConn
+	addr          netip.AddrPort // bound SIP address
+	public        string         // host in Contact
+	sdpIP         netip.Addr     // address in the SDP c= line
+	ports         *portPool
+	pacer         *pacer
+	log           *slog.Logger
 
 	mu    sync.Mutex
 	calls map[string]*call // by Call-ID, for requests from the carrier
@@ -98,13 +113,25 @@ func NewDialer(cfg Config) (*Dialer, error) {
 		_ = conn.Close()
 		return nil, err
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(orDefault(cfg.UserAgent, "vms")), sipgo.WithUserAgentHostname(public))
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(orDefault(cfg.UserAgent, "vms")), sipgo.WithUserAgentHostname(public)}
+	if cfg.TLS != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(cfg.TLS))
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
 	client, err := sipgo.NewClient(ua, sipgo.WithClientConnectionAddr(bound.String()),
 		sipgo.WithClientHostname(public), sipgo.WithClientPort(int(bound.Port())), sipgo.WithClientLogger(log))
+	if err != nil {
+		_ = ua.Close()
+		_ = conn.Close()
+		return nil, err
+	}
+	// TCP and TLS requests open connections of their own: this client is
+	// not pinned to the UDP socket.
+	streamClient, err := sipgo.NewClient(ua, sipgo.WithClientHostname(public), sipgo.WithClientLogger(log))
 	if err != nil {
 		_ = ua.Close()
 		_ = conn.Close()
@@ -119,14 +146,16 @@ func NewDialer(cfg Config) (*Dialer, error) {
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "vms", Host: public, Port: int(bound.Port())}}
 	d := &Dialer{
 		ua: ua, client: client, server: server, conn: conn, addr: bound, public: public,
-		dialogs:   sipgo.NewDialogClientCache(client, contact),
-		contact:   contact,
-		sdpIP:     sdpIP,
-		ports:     newPortPool(bound.Addr(), cfg.RTPPortMin, cfg.RTPPortMax),
-		pacer:     newPacer(tts.FrameDuration),
-		log:       log,
-		calls:     map[string]*call{},
-		serveDone: make(chan struct{}),
+		dialogs:       sipgo.NewDialogClientCache(client, contact),
+		streamDialogs: sipgo.NewDialogClientCache(streamClient, contact),
+		streamClient:  streamClient,
+		contact:       contact,
+		sdpIP:         sdpIP,
+		ports:         newPortPool(bound.Addr(), cfg.RTPPortMin, cfg.RTPPortMax),
+		pacer:         newPacer(tts.FrameDuration),
+		log:           log,
+		calls:         map[string]*call{},
+		serveDone:     make(chan struct{}),
 	}
 	server.OnBye(d.onBye)
 	server.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -176,7 +205,10 @@ func (d *Dialer) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if c := d.lookup(req); c != nil {
 		c.remoteBye(at)
 	}
-	if err := d.dialogs.ReadBye(req, tx); err != nil {
+	if err := d.dialogs.ReadBye(req, tx); err == nil {
+		return
+	}
+	if err := d.streamDialogs.ReadBye(req, tx); err != nil {
 		code := sip.StatusCallTransactionDoesNotExists
 		_ = tx.Respond(sip.NewResponseFromRequest(req, code, "Call/Transaction Does Not Exist", nil))
 	}
@@ -279,3 +311,11 @@ func orDefault(s, def string) string {
 }
 
 var errNoAudio = errors.New("no audio for any codec of the trunk")
+
+// dialogsFor returns the dialog cache for the trunk's transport.
+func (d *Dialer) dialogsFor(t Trunk) *sipgo.DialogClientCache {
+	if t.Transport == "tcp" || t.Transport == "tls" {
+		return d.streamDialogs
+	}
+	return d.dialogs
+}

@@ -3,6 +3,7 @@ package telephony
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -16,7 +17,11 @@ func (d *Dialer) Options(ctx context.Context, t Trunk) (int, error) {
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "vms", Host: d.public}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(from)
-	res, err := d.client.Do(ctx, req)
+	client := d.client
+	if t.Transport == "tcp" || t.Transport == "tls" {
+		client = d.streamClient
+	}
+	res, err := client.Do(ctx, req)
 	if err != nil {
 		return 0, fmt.Errorf("trunk %s: OPTIONS: %w", t.Name, err)
 	}
@@ -28,5 +33,5 @@ func transportOf(t Trunk) string {
 	if t.Transport == "" {
 		return "UDP"
 	}
-	return t.Transport
+	return strings.ToUpper(t.Transport)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -11,9 +12,11 @@ import (
 	"github.com/vms-project/vms/queue"
 )
 
-// This file is the one table that turns every way a call can end into a
-// message status. Reporting (and, later, retries and metrics) read the
-// status from here, so they can never disagree.
+// This file is the one classification table of vms: every way a call can
+// end becomes a message status and reason (classify), and each status and
+// SIP code says whether another trunk may be tried and whether a redial may
+// be scheduled (VerdictFor). Reporting, failover and redials all read it
+// here, so they can never disagree.
 
 // Errors a call can end with before or instead of a SIP final response.
 var (
@@ -62,7 +65,9 @@ func classify(r *Result, err error, trunk string) {
 			r.Reason += fmt.Sprintf(" after digest authentication: check the username and password of trunk %s", trunk)
 		}
 	case errors.Is(err, ErrAuthFailed):
-		r.SIPCode, r.SIPReason = 403, "Forbidden"
+		if r.SIPCode == 0 {
+			r.SIPCode, r.SIPReason = 403, "Forbidden"
+		}
 		r.Status, r.Reason = queue.StatusFailed, err.Error()
 	case errors.Is(err, ErrRingTimeout):
 		r.Status, r.Reason = queue.StatusNoAnswer, "no answer within the ring timeout; CANCEL sent"
@@ -77,4 +82,83 @@ func classify(r *Result, err error, trunk string) {
 	default:
 		r.Status, r.Reason = queue.StatusFailed, err.Error()
 	}
+}
+
+// The second half of the table: for every way a call ends (its status and
+// SIP code, from classify above) whether another trunk may be tried and
+// whether a redial may be scheduled. Failover is only for carrier-side failures before any 18x;
+// once the callee's side answered (18x, 486, 603, 404, 200) the outcome is
+// the callee's and no other trunk is tried.
+
+// Verdict is what may follow a call's outcome.
+type Verdict struct {
+	// TryNextTrunk: the trunk failed before reaching the callee; the next
+	// candidate trunk may place the same attempt.
+	TryNextTrunk bool
+	// TrunkFailure counts towards marking the trunk down (same set).
+	TrunkFailure bool
+	// Redial: a later attempt may be scheduled, if the kind's policy names
+	// this status.
+	Redial bool
+}
+
+// rule is one row of the table: a status and the SIP codes it applies to
+// (nil: any code, including 0 for no final response).
+type rule struct {
+	status  queue.Status
+	codes   []int
+	verdict Verdict
+	why     string
+}
+
+var (
+	failover = Verdict{TryNextTrunk: true, TrunkFailure: true, Redial: true}
+	redial   = Verdict{Redial: true}
+	final    = Verdict{}
+)
+
+// table is read top to bottom; the first matching row wins. Rows that allow
+// failover apply only when no 18x and no answer were received (Classify).
+var table = []rule{
+	{queue.StatusCompleted, nil, final, "answered: delivered"},
+	{queue.StatusBusy, nil, redial, "486/600 busy: the callee's line; redial later if the policy says so"},
+	{queue.StatusNoAnswer, []int{408}, failover, "408 from the trunk's proxy before any 18x: carrier-side timeout"},
+	{queue.StatusNoAnswer, nil, redial, "ring timeout, 480, 487: nobody picked up"},
+	{queue.StatusInvalidNumber, nil, final, "404/484/410/604: the number does not exist; never redialled"},
+	{queue.StatusRejected, []int{403}, failover, "403 before any 18x: the trunk refuses us (account, IP, route)"},
+	{queue.StatusRejected, nil, final, "603 and other refusals: the callee declined; never redialled"},
+	{queue.StatusFailed, []int{401, 403, 407}, failover, "authentication failed at this trunk: another trunk may take the call"},
+	{queue.StatusFailed, []int{488, 606}, failover, "488/606: this trunk accepts none of our codecs"},
+	{queue.StatusFailed, nil, final, "our side: audio, config, no common codec after answer, worker stopped"},
+	{queue.StatusUnreachable, nil, failover, "5xx, no response, transport error: carrier-side"},
+	{queue.StatusMediaTimeout, nil, final, "answered, then no RTP from the callee: reached them"},
+	{queue.StatusUnknown, nil, final, "outcome lost: never dialled again"},
+	{queue.StatusCanceled, nil, final, "canceled before dialling"},
+	{queue.StatusBlocked, nil, final, "refused by policy"},
+}
+
+// VerdictFor returns what may follow a call's result.
+func VerdictFor(res Result) Verdict {
+	for _, r := range table {
+		if r.status != res.Status || (r.codes != nil && !slices.Contains(r.codes, res.SIPCode)) {
+			continue
+		}
+		v := r.verdict
+		if !res.RingingAt.IsZero() || !res.AnsweredAt.IsZero() {
+			// The callee's side was reached: the outcome is theirs.
+			v.TryNextTrunk, v.TrunkFailure = false, false
+		}
+		return v
+	}
+	return final
+}
+
+// Redialable reports whether a status may ever be redialled.
+func Redialable(s queue.Status) bool {
+	for _, r := range table {
+		if r.status == s && r.verdict.Redial {
+			return true
+		}
+	}
+	return false
 }

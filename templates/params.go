@@ -139,6 +139,9 @@ func (p Param) check(v string) error {
 	if p.DigitsOnly && !digitsRE.MatchString(v) {
 		return fmt.Errorf("must be digits only (0-9), got %q", v)
 	}
+	if err := checkSpeakAs(p.As, v); err != nil { // templates/audio.go
+		return err
+	}
 	if !p.AllowURLs && ContainsURL(v) {
 		return fmt.Errorf("contains a web address, which this placeholder does not allow (set allow_urls on it)")
 	}

@@ -45,6 +45,7 @@ func CheckID(id string) error {
 // state. Two templates with the same digest say the same thing.
 func (t Template) Digest() string {
 	t.Status, t.Reviewer, t.ReviewedAt, t.Reason, t.Findings = "", "", time.Time{}, "", nil
+	t.Pins = nil // review state (templates/audio.go)
 	t.Version, t.CreatedAt, t.UpdatedAt = 0, time.Time{}, time.Time{}
 	b, _ := json.Marshal(t)
 	sum := sha256.Sum256(b)
@@ -74,6 +75,8 @@ type Store struct {
 
 	seedMu sync.Mutex
 	seeded bool
+
+	clips ClipChecker // pins recordings on approval (templates/audio.go)
 }
 
 // NewStore returns the registry on rdb.
@@ -214,9 +217,9 @@ func (s *Store) update(ctx context.Context, id, actor string, fn func(cur Templa
 	return out, nil
 }
 
-// normalize checks the content fields that must be right before anything
+// normalizeContent checks the content fields that must be right before anything
 // is stored and fills defaults.
-func normalize(t *Template) error {
+func normalizeContent(t *Template) error {
 	if err := CheckID(t.ID); err != nil {
 		return err
 	}
@@ -225,6 +228,9 @@ func normalize(t *Template) error {
 		return err
 	}
 	t.Kind = k
+	if err := normalizeAudio(t); err != nil { // templates/audio.go
+		return err
+	}
 	if strings.TrimSpace(t.Text) == "" {
 		return fmt.Errorf("template %s: text is empty", t.ID)
 	}
@@ -240,7 +246,7 @@ func (s *Store) Put(ctx context.Context, t Template, actor string) (Template, er
 	if err := s.ensureSeeded(ctx); err != nil {
 		return Template{}, err
 	}
-	if err := normalize(&t); err != nil {
+	if err := normalizeContent(&t); err != nil {
 		return Template{}, err
 	}
 	return s.update(ctx, t.ID, actor, func(cur Template, _ string, exists bool) (change, error) {
@@ -313,6 +319,10 @@ func (s *Store) review(ctx context.Context, id string, to Status, r Review) (Tem
 	if strings.TrimSpace(r.By) == "" {
 		return Template{}, fmt.Errorf("template %s: %w: name the reviewer", id, ErrReview)
 	}
+	pins, err := s.pinForReview(ctx, id, to) // templates/audio.go
+	if err != nil {
+		return Template{}, err
+	}
 	return s.update(ctx, id, r.By, func(cur Template, _ string, exists bool) (change, error) {
 		if !exists {
 			return change{}, fmt.Errorf("template %q: %w", id, ErrNotFound)
@@ -329,10 +339,13 @@ func (s *Store) review(ctx context.Context, id string, to Status, r Review) (Tem
 			}
 			return change{}, fmt.Errorf("template %s: %w: the automated review found problems: %s (fix the template, or approve with force if they are false alarms)", id, ErrReview, strings.Join(msgs, "; "))
 		}
-		if cur.Status == to && cur.Reason == r.Reason {
+		if cur.Status == to && cur.Reason == r.Reason && !pins.changes(cur) {
 			return change{}, nil
 		}
 		next := cur
+		if err := pins.apply(&next, cur); err != nil {
+			return change{}, err
+		}
 		now := s.opts.Now().UTC()
 		next.Status, next.Reviewer, next.ReviewedAt, next.Reason, next.UpdatedAt = to, r.By, now, r.Reason, now
 		details := map[string]string{"previous_status": string(cur.Status), "reason": r.Reason}
@@ -352,7 +365,7 @@ func (s *Store) review(ctx context.Context, id string, to Status, r Review) (Tem
 func (s *Store) Seed(ctx context.Context) error {
 	for _, def := range s.opts.Seed {
 		def := def
-		if err := normalize(&def); err != nil {
+		if err := normalizeContent(&def); err != nil {
 			return fmt.Errorf("seed templates: %w", err)
 		}
 		initial := def.Status

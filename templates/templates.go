@@ -58,6 +58,19 @@ type Template struct {
 	// Urgent notifications are not deferred by quiet hours.
 	Urgent bool `json:"urgent,omitempty"`
 
+	// Sound (templates/audio.go): where it comes from (tts, audio, mixed), the
+	// recording or segments, and the engine, rate and volume of its speech.
+	Source   Source    `json:"source,omitempty"`
+	Audio    string    `json:"audio,omitempty"`
+	Segments []Segment `json:"segments,omitempty"`
+	Engine   string    `json:"engine,omitempty"`
+	Rate     float64   `json:"rate,omitempty"`
+	Volume   float64   `json:"volume,omitempty"`
+	// Pins are the SHA-256 of each recording (by reference) when the template
+	// was approved: review state, like Status. A recording that no longer
+	// matches makes the template unsendable.
+	Pins map[string]string `json:"pins,omitempty"`
+
 	// Review state.
 	Status     Status    `json:"status"`
 	Reviewer   string    `json:"reviewer,omitempty"`

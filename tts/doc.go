@@ -1,8 +1,13 @@
-// Package tts turns prompt text into ready-to-send G.711 audio.
+// Package tts turns prompts into ready-to-send G.711 audio.
 //
-// A Renderer asks an Engine (espeak-ng by default) for 16-bit PCM, resamples it to
-// 8 kHz with an anti-aliased windowed-sinc filter, caches the 8 kHz PCM on disk under a
-// SHA-256 content key, and encodes it to PCMU or PCMA in 20 ms frames of 160 bytes.
-// The resulting *Audio is immutable and meant to be shared read-only by every call that
-// plays the same prompt.
+// A Prompt is text, or a sequence of segments: speech (text in a voice, spoken by a
+// named Engine at a rate) and recorded clips (prepared by package audio). A Renderer
+// asks the segment's Engine (espeak-ng by default; package tts/httptts fronts an HTTP
+// speech service) for 16-bit PCM, resamples it to 8 kHz with an anti-aliased
+// windowed-sinc filter, normalizes its loudness (see Loudness) so recorded and
+// synthesized parts play alike, caches the 8 kHz PCM on disk under a SHA-256 content
+// key (shared by every worker on the directory: one synthesis per deployment; bounded,
+// least recently used evicted), and encodes it to PCMU or PCMA in 20 ms frames of 160
+// bytes. The resulting *Audio is immutable and meant to be shared read-only by every
+// call that plays the same prompt.
 package tts

@@ -73,7 +73,7 @@ func (h *Handler) dial(ctx context.Context, log *slog.Logger, m queue.Message, a
 		used = tr.Name
 		res = h.Dialer.Call(ctx, telephony.CallRequest{
 			MessageID: m.ID, To: m.To, Trunk: tr.ForCall(m.To), Audio: audio,
-			RingTimeout: h.RingTimeout, MaxDuration: h.MaxDuration,
+			RingTimeout: h.RingTimeout, MaxDuration: h.MaxDuration, MediaTimeout: h.MediaTimeout,
 			Progress: &progress{q: h.Queue, id: m.ID, trunk: tr.Name, log: log},
 		})
 		slot.Release()

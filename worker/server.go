@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vms-project/vms/config"
+	"github.com/vms-project/vms/policy"
 	"github.com/vms-project/vms/queue"
 	"github.com/vms-project/vms/routing"
 	"github.com/vms-project/vms/telephony"
@@ -46,16 +47,22 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 		log = slog.New(slog.DiscardHandler)
 	}
 	var trunks []*routing.Trunk
+	var sipTrunks []telephony.Trunk
 	for _, ct := range cfg.Trunks {
 		trunk, err := TrunkFromConfig(ct)
 		if err != nil {
 			return nil, err
 		}
 		trunks = append(trunks, routing.NewTrunk(ct, trunk))
+		sipTrunks = append(sipTrunks, trunk)
 	}
-	renderer, err := tts.NewRenderer(tts.Espeak{}, cfg.TTS.CacheDir, tts.WithLogger(log))
+	tlsConf, err := telephony.ClientTLS(sipTrunks)
 	if err != nil {
-		return nil, fmt.Errorf("tts: %w", err)
+		return nil, err
+	}
+	renderer, clips, err := newAudio(cfg, rdb, log) // audio.go
+	if err != nil {
+		return nil, err
 	}
 	_, listen, err := cfg.SIP.ListenAddr()
 	if err != nil {
@@ -63,19 +70,22 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 	}
 	dialer, err := telephony.NewDialer(telephony.Config{
 		Listen: listen, PublicHost: cfg.SIP.PublicHost, UserAgent: cfg.SIP.UserAgent,
-		RTPPortMin: cfg.RTP.PortMin, RTPPortMax: cfg.RTP.PortMax, Logger: log,
+		RTPPortMin: cfg.RTP.PortMin, RTPPortMax: cfg.RTP.PortMax, Logger: log, TLS: tlsConf,
 	})
 	if err != nil {
 		return nil, err
 	}
-	q := NewQueueClient(cfg, rdb)
+	pol := PolicyFor(cfg, rdb, log) // policy.go
+	pol.Templates().SetClipChecker(clips)
+	q := newQueueClient(cfg, rdb, pol)
 	h := &Handler{
-		Queue: q, Dialer: dialer, Renderer: renderer, Templates: cfg.TemplateRegistry(),
-		Router:      NewRouter(cfg, rdb, trunks, dialer, log),
-		Redial:      routing.RedialPolicy{queue.KindCode: cfg.Routing.PolicyFor("code"), queue.KindTTS: cfg.Routing.PolicyFor("tts")},
-		LimitWait:   cfg.Routing.LimitWait.D(),
-		Speech:      Speech{CodePrefix: cfg.Code.PrefixText, Voices: cfg.TTS.Voices, RepeatPause: cfg.Call.RepeatPause.D()},
-		RingTimeout: cfg.Call.RingTimeout.D(), MaxDuration: cfg.Call.MaxDuration.D(), Log: log,
+		Queue: q, Dialer: dialer, Renderer: renderer, Clips: clips, Templates: pol.Templates(),
+		Router:    NewRouter(cfg, rdb, trunks, dialer, log),
+		Redial:    routing.RedialPolicy{queue.KindCode: cfg.Routing.PolicyFor("code"), queue.KindTTS: cfg.Routing.PolicyFor("tts")},
+		LimitWait: cfg.Routing.LimitWait.D(),
+		Speech: Speech{CodePrefix: cfg.Code.PrefixText, Voices: cfg.TTS.Voices, RepeatPause: cfg.Call.RepeatPause.D(),
+			SegmentGap: cfg.Audio.SegmentGap.D(), LanguageEngines: cfg.Audio.LanguageEngines},
+		RingTimeout: cfg.Call.RingTimeout.D(), MediaTimeout: cfg.Call.MediaTimeout.D(), MaxDuration: cfg.Call.MaxDuration.D(), Log: log,
 	}
 	w := &Worker{Handler: h, Dialer: dialer, log: log, drain: cfg.Worker.DrainTimeout.D()}
 	w.callCtx, w.cancelCall = context.WithCancel(context.Background())
@@ -87,14 +97,15 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 		// Shutdown drains calls itself before asynq's shutdown starts.
 		ShutdownTimeout: hangupGrace,
 		// A saturated trunk reschedules without using up a retry (routing.go).
-		RetryDelayFunc: retryDelay,
-		IsFailure:      isFailure,
+		// A policy deferral (quiet hours) too (policy.go).
+		RetryDelayFunc: deferDelay(retryDelay),
+		IsFailure:      deferIsFailure(isFailure),
 		// Rescheduled tasks and redials become due within this.
 		DelayedTaskCheckInterval: time.Second,
 		Logger:                   asynqLogger{log},
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			if _, sat := routing.IsSaturated(err); sat {
+			if _, sat := routing.IsSaturated(err); sat || isDeferral(err) {
 				return // logged by the handler at info
 			}
 			id, _ := asynq.GetTaskID(ctx)
@@ -106,12 +117,17 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 
 // NewQueueClient returns the queue client configured as workers and senders share it.
 func NewQueueClient(cfg *config.Config, rdb redis.UniversalClient) *queue.Client {
+	return newQueueClient(cfg, rdb, PolicyFor(cfg, rdb, nil))
+}
+
+func newQueueClient(cfg *config.Config, rdb redis.UniversalClient, pol *policy.Engine) *queue.Client {
 	langs := map[string]bool{}
 	for l := range cfg.Code.PrefixText {
 		langs[l] = true
 	}
 	return queue.NewClient(rdb, queue.Options{
-		Templates:       cfg.TemplateRegistry(),
+		Templates:       pol.Templates(),
+		Policy:          pol,
 		Retention:       cfg.Redis.Retention.D(),
 		TaskTimeout:     cfg.Call.RingTimeout.D() + cfg.Call.MaxDuration.D() + 2*time.Minute,
 		DefaultLanguage: cfg.Code.Language,
@@ -129,7 +145,8 @@ func TrunkFromConfig(t config.Trunk) (telephony.Trunk, error) {
 		u.Port = 5060
 	}
 	tr := telephony.Trunk{Name: t.Name, URI: u, Transport: t.Transport, Username: t.Username,
-		Password: t.Password, CallerID: t.CallerID}
+		Password: t.Password, CallerID: t.CallerID, TLSCA: t.TLSCA, TLSServerName: t.TLSServerName,
+		FromDomain: t.FromDomain, AuthUsername: t.AuthUsername, Realm: t.Realm}
 	for _, c := range t.Codecs {
 		codec, err := tts.ParseCodec(c)
 		if err != nil {

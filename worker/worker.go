@@ -12,6 +12,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/vms-project/vms/audio"
 	"github.com/vms-project/vms/queue"
 	"github.com/vms-project/vms/routing"
 	"github.com/vms-project/vms/telephony"
@@ -27,13 +28,20 @@ type Speech struct {
 	Voices map[string]string
 	// RepeatPause is the silence between repetitions.
 	RepeatPause time.Duration
+	// SegmentGap is the silence between the segments of a mixed template.
+	SegmentGap time.Duration
+	// LanguageEngines maps a language to the TTS engine of its templates.
+	LanguageEngines map[string]string
 }
 
 // Handler processes TaskSend tasks. It implements asynq.Handler.
 type Handler struct {
-	Queue     *queue.Client
-	Dialer    *telephony.Dialer
-	Renderer  *tts.Renderer
+	Queue    *queue.Client
+	Dialer   *telephony.Dialer
+	Renderer *tts.Renderer
+	// Clips loads, checks (against their pins) and prepares the recordings
+	// of audio and mixed templates (audio.go).
+	Clips     *audio.Clips
 	Templates templates.Registry
 	// Router picks the trunks of a call, holds the shared channel and
 	// calls-per-second limits and trunk health (routing/).
@@ -45,8 +53,10 @@ type Handler struct {
 	LimitWait   time.Duration
 	Speech      Speech
 	RingTimeout time.Duration
-	MaxDuration time.Duration
-	Log         *slog.Logger
+	// MediaTimeout ends an answered call whose callee sends no RTP (0: off).
+	MediaTimeout time.Duration
+	MaxDuration  time.Duration
+	Log          *slog.Logger
 }
 
 // ProcessTask runs one message. A message with bad data is archived with its
@@ -77,6 +87,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return aerr
 		}
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+	}
+
+	// Policy again, right before dialing, since time has passed since
+	// enqueue: blocked or deferred, never dialled (policy.go).
+	if err := h.Queue.CheckBeforeDial(ctx, m); err != nil {
+		return policyOutcome(log, err)
 	}
 
 	// Routing and limits come before the claim too: a saturated trunk
@@ -128,17 +144,16 @@ func (h *Handler) render(ctx context.Context, m queue.Message) (map[tts.Codec]*t
 			return nil, fmt.Errorf("no code.prefix_text for language %q", m.Language)
 		}
 		p.Text, p.Voice = tts.CodeText(prefix, m.Code), h.Speech.Voices[m.Language]
+		h.languageEngine(&p, m.Language) // audio.go
 	case queue.KindTTS:
 		// Checked again here: the template may have changed since enqueue.
 		if err := queue.CheckTemplate(ctx, h.Templates, m.TemplateID, m.Params); err != nil {
 			return nil, err
 		}
 		t, _ := h.Templates.Template(ctx, m.TemplateID)
-		text, err := t.Fill(m.Params)
-		if err != nil {
+		if err := h.templatePrompt(ctx, t, m.Params, &p); err != nil { // audio.go
 			return nil, err
 		}
-		p.Text, p.Voice = text, t.Voice
 	default:
 		return nil, fmt.Errorf("unknown message kind %q", m.Kind)
 	}
@@ -164,7 +179,7 @@ func (h *Handler) finish(m queue.Message, attempt int, trunk string, res telepho
 		SIPCode: res.SIPCode, SIPReason: res.SIPReason, HungUpBy: res.HungUpBy,
 		PlayedToEnd: res.PlayedToEnd, AudioMS: res.AudioMS,
 		InviteAt: res.InviteAt, RingingAt: res.RingingAt, AnsweredAt: res.AnsweredAt, EndedAt: res.EndedAt,
-		BillableMS: res.BillableMS}
+		BillableMS: res.BillableMS, Keys: res.Keys, Confirmed: res.Confirmed, OptedOut: res.OptedOut}
 	var err error
 	for try := 0; try < 5; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vms-project/vms/api"
 	"github.com/vms-project/vms/api/sign"
+	"github.com/vms-project/vms/policy"
 	"github.com/vms-project/vms/queue"
 )
 
@@ -130,4 +131,43 @@ func (c *Client) Cancel(ctx context.Context, messageID string) (*queue.Record, e
 		return nil, err
 	}
 	return &rec, nil
+}
+
+// AddSuppression puts a number on the app's suppression list (a number
+// already on it keeps its entry). The answer's number is masked.
+func (c *Client) AddSuppression(ctx context.Context, number, reason string) (*policy.Suppression, error) {
+	var s policy.Suppression
+	if _, err := c.Do(ctx, http.MethodPost, "/v1/suppressions", api.SuppressionRequest{Number: number, Reason: reason}, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// CheckSuppression reports whether the app's calls to number are refused,
+// and the app's own entry for it.
+func (c *Client) CheckSuppression(ctx context.Context, number string) (*api.SuppressionCheck, error) {
+	var ck api.SuppressionCheck
+	if _, err := c.Do(ctx, http.MethodGet, "/v1/suppressions/"+url.PathEscape(number), nil, &ck); err != nil {
+		return nil, err
+	}
+	return &ck, nil
+}
+
+// RemoveSuppression takes a number off the app's list (404 not_found when
+// it is not on it; 403 callee_opted_out when the callee put it there).
+func (c *Client) RemoveSuppression(ctx context.Context, number string) (*api.SuppressionCheck, error) {
+	var ck api.SuppressionCheck
+	if _, err := c.Do(ctx, http.MethodDelete, "/v1/suppressions/"+url.PathEscape(number), nil, &ck); err != nil {
+		return nil, err
+	}
+	return &ck, nil
+}
+
+// Suppressions lists the app's suppression list, newest first.
+func (c *Client) Suppressions(ctx context.Context) ([]policy.Suppression, error) {
+	var l api.SuppressionList
+	if _, err := c.Do(ctx, http.MethodGet, "/v1/suppressions", nil, &l); err != nil {
+		return nil, err
+	}
+	return l.Suppressions, nil
 }

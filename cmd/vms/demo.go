@@ -47,6 +47,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// The demo calls simulator numbers at any hour: no quiet hours or
+	// frequency limits here (suppression, consent and templates still apply).
+	cfg.Policy.DisableLimits()
 	if err := os.MkdirAll(*recordDir, 0o755); err != nil {
 		return err
 	}

@@ -24,8 +24,18 @@ Usage:
   vms send code    --to E164 --code DIGITS [--play-times N] [--lang L] [--id MSGID] [--json]
   vms send tts     --to E164 --template ID [--param VALUE]... [--play-times N] [--id MSGID] [--json]
   vms status       MSGID [--wait DURATION] [--json]
+  vms template     add --id ID --text TEXT [--kind code|notify] [--lang L] [--param as=digits,max_len=6]... [--key 9=optout]... [--urgent]
+  vms template     list | show ID | approve ID [--version N] [--force] | reject ID --reason R | disable ID   [--by NAME] [--json]
+  vms template     audio upload ID FILE [--segment N] [--text TRANSCRIPT]   put a recording in the audio store; the template plays it
+  vms tts          warm [--template ID]...       render every approved template's fixed parts into the audio cache
+  vms consent      add|remove|check --app APP --to E164 [--source HOW] [--at RFC3339]
+  vms suppress     add|remove|list [--app APP (default: global)] [--to E164] [--reason R]
+  vms audit        verify | export [--out FILE]
   vms carrier-sim  [--listen ADDR] [--record-dir DIR] [--scenario NUMBER=SCENARIO]...
   vms demo         run everything in one process on embedded defaults
+  vms api          -c FILE                       serve the HTTP API and deliver status callbacks
+  vms billing report    [--app ID] [--from T] [--to T] [--format csv|json]
+  vms billing reconcile --carrier-cdr FILE.csv [--from T] [--to T] [--format csv|json]
 
 Every command takes -c FILE (default: embedded defaults); REDIS_URL overrides redis.url.
 `
@@ -66,12 +76,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdWorker(ctx, args[1:], stderr)
 	case "send":
 		return cmdSend(ctx, args[1:], stdout, stderr)
+	case "template":
+		return cmdTemplate(ctx, args[1:], stdout, stderr)
+	case "tts":
+		return cmdTTS(ctx, args[1:], stdout, stderr) // tts.go
+	case "consent":
+		return cmdConsent(ctx, args[1:], stdout, stderr)
+	case "suppress":
+		return cmdSuppress(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return cmdAudit(ctx, args[1:], stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, args[1:], stdout, stderr)
 	case "carrier-sim":
 		return cmdCarrierSim(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "api":
+		return cmdAPI(ctx, args[1:], stderr)
+	case "billing":
+		return cmdBilling(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,6 +132,10 @@ func (s *Simulator) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
+	if s.cfg.RequireTLS && !strings.EqualFold(req.Transport(), "TLS") {
+		s.reply(req, tx, sip.StatusForbidden, "TLS Required")
+		return
+	}
 	sc := scenarioFor(req.Recipient.User, s.cfg.Scenarios)
 	if sc.Kind == KindBlackhole {
 		// A carrier that never answers at all: not even 100 Trying.
@@ -182,7 +187,7 @@ func (s *Simulator) handleReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	res := sip.NewSDPResponseFromRequest(req, body)
-	res.AppendHeader(s.contact(s.advertised(req)))
+	res.AppendHeader(s.contactFor(req, s.advertised(req)))
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("respond to re-INVITE", "call_id", callIDOf(req), "error", err)
 	}
@@ -247,7 +252,7 @@ func (r *callRun) run() {
 // provisional sends a 1xx, with an SDP body when sdp is not nil.
 func (r *callRun) provisional(code int, reason string, sdp []byte) {
 	var hdrs []sip.Header
-	hdrs = append(hdrs, r.s.contact(r.host))
+	hdrs = append(hdrs, r.s.contactFor(r.req, r.host))
 	if sdp != nil {
 		hdrs = append(hdrs, sip.NewHeader("Content-Type", "application/sdp"))
 	}
@@ -441,7 +446,7 @@ func (r *callRun) answer() {
 	// 200 OK. sipgo retransmits it until the ACK arrives and blocks until
 	// then, so it runs on a goroutine this function waits for.
 	res := sip.NewSDPResponseFromRequest(r.dlg.InviteRequest, answerBody(r.sc.AnswerSDP, body, r.host, m.local.Port(), formats))
-	res.AppendHeader(s.contact(r.host))
+	res.AppendHeader(s.contactFor(r.req, r.host))
 	answeredAt := time.Now()
 	c.set(func(rec *CallRecord) { rec.AnsweredAt, rec.FinalCode = answeredAt, sip.StatusOK })
 	acked := make(chan error, 1)
@@ -549,7 +554,7 @@ func (r *callRun) request(method sip.RequestMethod, body []byte, contentType str
 	req := sip.NewRequest(method, *target.Clone())
 	req.SetBody(body)
 	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
-	req.AppendHeader(r.s.contact(r.host))
+	req.AppendHeader(r.s.contactFor(r.req, r.host))
 	res, err := r.dlg.Do(ctx, req)
 	if err != nil {
 		r.log.Info("in-dialog request failed", "method", method, "error", err)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,11 @@ type Config struct {
 	// DiscardAudio keeps RTP statistics only: no CallRecord.Payload and no
 	// WAV file. Benchmarks with many long calls use it to bound memory.
 	DiscardAudio bool
+	// TLS, when set, also serves SIP over TLS on a free TCP port of the
+	// listen address (TLSAddr).
+	TLS *tls.Config
+	// RequireTLS refuses INVITEs that did not arrive over TLS (403).
+	RequireTLS bool
 	// Logger receives the simulator's logs (sipgo's too); nil discards them.
 	Logger *slog.Logger
 }
@@ -63,6 +69,9 @@ type Simulator struct {
 	failed  map[string]int // INVITEs failed so far per number (fail=CODExN)
 	cancels atomic.Int64
 
+	tlsLn     net.Listener
+	tlsAddr   netip.AddrPort
+	tlsDone   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 	done      chan struct{} // closed when Close has finished
@@ -171,6 +180,15 @@ func Start(ctx context.Context, cfg Config) (*Simulator, error) {
 		<-s.serveDone
 		return nil, err
 	}
+	if cfg.TLS != nil {
+		if err := s.serveTLS(); err != nil {
+			s.cancel()
+			_ = ua.Close()
+			_ = conn.Close()
+			<-s.serveDone
+			return nil, err
+		}
+	}
 	s.stopWatch = context.AfterFunc(ctx, func() { _ = s.Close() })
 
 	log.Info("carrier-sim listening", "addr", addr.String())
@@ -227,6 +245,18 @@ func (s *Simulator) contact(host netip.Addr) *sip.ContactHeader {
 	}}
 }
 
+// contactFor is the Contact for responses to req: the TLS listener for a
+// request that came over TLS, so in-dialog requests come back over TLS.
+func (s *Simulator) contactFor(req *sip.Request, host netip.Addr) *sip.ContactHeader {
+	c := s.contact(host)
+	if strings.EqualFold(req.Transport(), "TLS") && s.tlsAddr.IsValid() {
+		c.Address.Port = int(s.tlsAddr.Port())
+		c.Address.UriParams = sip.NewParams()
+		c.Address.UriParams.Add("transport", "tls")
+	}
+	return c
+}
+
 // advertised returns the IP the simulator gives a caller in Contact and SDP:
 // the listening IP, or when listening on all interfaces the IP the caller
 // addressed the INVITE to.
@@ -240,6 +270,28 @@ func (s *Simulator) advertised(req *sip.Request) netip.Addr {
 	}
 	return hostOrLoopback(s.addr.Addr())
 }
+
+// serveTLS listens for SIP over TLS on the listen IP, any port.
+func (s *Simulator) serveTLS() error {
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(s.addr.Addr(), 0).String())
+	if err != nil {
+		return fmt.Errorf("carrier-sim: TLS listen: %w", err)
+	}
+	s.tlsLn = tls.NewListener(ln, s.cfg.TLS)
+	a := ln.Addr().(*net.TCPAddr).AddrPort()
+	s.tlsAddr = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	s.tlsDone = make(chan struct{})
+	go func() {
+		defer close(s.tlsDone)
+		if err := s.srv.ServeTLS(s.tlsLn); err != nil {
+			s.log.Debug("carrier-sim: TLS serve ended", "error", err)
+		}
+	}()
+	return nil
+}
+
+// TLSAddr is the SIP over TLS address (zero without Config.TLS).
+func (s *Simulator) TLSAddr() netip.AddrPort { return s.tlsAddr }
 
 // Addr returns the address the SIP socket is bound to.
 func (s *Simulator) Addr() netip.AddrPort { return s.addr }
@@ -333,6 +385,10 @@ func (s *Simulator) Close() error {
 			err = errors.Join(err, cerr)
 		}
 		<-s.serveDone
+		if s.tlsLn != nil {
+			_ = s.tlsLn.Close()
+			<-s.tlsDone
+		}
 		s.closeErr = err
 		close(s.done)
 		s.log.Info("carrier-sim closed")
