@@ -81,6 +81,9 @@ type Call struct {
 	MaxDuration Duration `yaml:"max_duration"`
 	// RepeatPause is the silence between repetitions of a message.
 	RepeatPause Duration `yaml:"repeat_pause"`
+	// ConfirmText is spoken, per language, after the callee pressed a
+	// template's confirm key; then vms hangs up.
+	ConfirmText map[string]string `yaml:"confirm_text"`
 	// MediaTimeout ends an answered call when the callee has sent no RTP
 	// for this long; 0 turns it off (many carriers send none on a one-way call).
 	MediaTimeout Duration `yaml:"media_timeout"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -56,7 +57,7 @@ func (h *Handler) route(ctx context.Context, log *slog.Logger, m queue.Message) 
 // Every INVITE is an entry of the message's attempts; the attempt's outcome
 // is the last call's, and a redial is scheduled when the policy allows.
 func (h *Handler) dial(ctx context.Context, log *slog.Logger, m queue.Message, attempt int,
-	audio map[tts.Codec]*tts.Audio, trunks []*routing.Trunk, slot *routing.Slot) error {
+	msg *message, trunks []*routing.Trunk, slot *routing.Slot) error {
 	var (
 		res   telephony.Result
 		tries []queue.Attempt
@@ -72,7 +73,7 @@ func (h *Handler) dial(ctx context.Context, log *slog.Logger, m queue.Message, a
 		}
 		used = tr.Name
 		res = h.Dialer.Call(ctx, telephony.CallRequest{
-			MessageID: m.ID, To: m.To, Trunk: tr.ForCall(m.To), Audio: audio,
+			MessageID: m.ID, To: m.To, Trunk: tr.ForCall(m.To), Audio: msg.audio, Actions: msg.actions, Ack: msg.ack,
 			RingTimeout: h.RingTimeout, MaxDuration: h.MaxDuration, MediaTimeout: h.MediaTimeout,
 			Progress: &progress{q: h.Queue, id: m.ID, trunk: tr.Name, log: log},
 		})
@@ -90,6 +91,15 @@ func (h *Handler) dial(ctx context.Context, log *slog.Logger, m queue.Message, a
 		log.Warn("trunk failed before reaching the callee: trying the next trunk", "trunk", tr.Name, "next", trunks[i+1].Name)
 	}
 
+	if res.OptedOut && h.Suppressor != nil {
+		// The callee asked never to be called again by this app.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := h.Suppressor.Suppress(sctx, m.AppID, m.To, "pressed the opt-out key during call "+res.CallID); err != nil {
+			log.Error("opt-out not recorded in the suppression list", "err", err)
+			res.Reason = strings.TrimPrefix(res.Reason+"; opt-out not recorded: "+err.Error(), "; ")
+		}
+		cancel()
+	}
 	next := h.Redial.Next(m.Kind, attempt, res, time.Now())
 	if next != nil && ctx.Err() == nil {
 		// The task first, then the record: a task without a queued record

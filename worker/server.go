@@ -80,11 +80,13 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 	q := newQueueClient(cfg, rdb, pol)
 	h := &Handler{
 		Queue: q, Dialer: dialer, Renderer: renderer, Clips: clips, Templates: pol.Templates(),
-		Router:    NewRouter(cfg, rdb, trunks, dialer, log),
-		Redial:    routing.RedialPolicy{queue.KindCode: cfg.Routing.PolicyFor("code"), queue.KindTTS: cfg.Routing.PolicyFor("tts")},
-		LimitWait: cfg.Routing.LimitWait.D(),
+		Router:     NewRouter(cfg, rdb, trunks, dialer, log),
+		Redial:     routing.RedialPolicy{queue.KindCode: cfg.Routing.PolicyFor("code"), queue.KindTTS: cfg.Routing.PolicyFor("tts")},
+		LimitWait:  cfg.Routing.LimitWait.D(),
+		Suppressor: pol,
 		Speech: Speech{CodePrefix: cfg.Code.PrefixText, Voices: cfg.TTS.Voices, RepeatPause: cfg.Call.RepeatPause.D(),
-			SegmentGap: cfg.Audio.SegmentGap.D(), LanguageEngines: cfg.Audio.LanguageEngines},
+			ConfirmText: cfg.Call.ConfirmText,
+			SegmentGap:  cfg.Audio.SegmentGap.D(), LanguageEngines: cfg.Audio.LanguageEngines},
 		RingTimeout: cfg.Call.RingTimeout.D(), MediaTimeout: cfg.Call.MediaTimeout.D(), MaxDuration: cfg.Call.MaxDuration.D(), Log: log,
 	}
 	w := &Worker{Handler: h, Dialer: dialer, log: log, drain: cfg.Worker.DrainTimeout.D()}

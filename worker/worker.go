@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -32,6 +34,16 @@ type Speech struct {
 	SegmentGap time.Duration
 	// LanguageEngines maps a language to the TTS engine of its templates.
 	LanguageEngines map[string]string
+	// ConfirmText is the acknowledgement of a template's confirm key, per language.
+	ConfirmText map[string]string
+}
+
+// message is what a call plays: the audio per codec, the template's key
+// actions and the acknowledgement played after the confirm key.
+type message struct {
+	audio   map[tts.Codec]*tts.Audio
+	actions map[string]string
+	ack     map[tts.Codec]*tts.Audio
 }
 
 // Handler processes TaskSend tasks. It implements asynq.Handler.
@@ -43,6 +55,10 @@ type Handler struct {
 	// of audio and mixed templates (audio.go).
 	Clips     *audio.Clips
 	Templates templates.Registry
+	// Suppressor records a callee's opt-out key (the policy engine).
+	Suppressor interface {
+		Suppress(ctx context.Context, app, number, reason string) error
+	}
 	// Router picks the trunks of a call, holds the shared channel and
 	// calls-per-second limits and trunk health (routing/).
 	Router *routing.Router
@@ -80,7 +96,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 	// Render before claiming, so a worker that dies while synthesizing
 	// leaves the message queued rather than unknown.
-	audio, err := h.render(ctx, m)
+	msg, err := h.render(ctx, m)
 	if err != nil {
 		log.Error("message cannot be played", "err", err)
 		if aerr := h.Queue.Abandon(ctx, m.ID, queue.StatusFailed, err.Error()); aerr != nil {
@@ -115,7 +131,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		return nil
 	}
-	return h.dial(ctx, log, m, attempt, audio, trunks, slot)
+	return h.dial(ctx, log, m, attempt, msg, trunks, slot)
 }
 
 func (h *Handler) claimOnly(ctx context.Context, log *slog.Logger, id string, attempt int) error {
@@ -134,9 +150,12 @@ func (h *Handler) claimOnly(ctx context.Context, log *slog.Logger, id string, at
 	return nil
 }
 
-// render returns the message's audio for each codec of the trunk.
-func (h *Handler) render(ctx context.Context, m queue.Message) (map[tts.Codec]*tts.Audio, error) {
+// render returns the message's audio for each codec of the trunks, with the
+// template's key actions.
+func (h *Handler) render(ctx context.Context, m queue.Message) (*message, error) {
 	p := tts.Prompt{Repeat: m.PlayTimes, Pause: h.Speech.RepeatPause}
+	msg := &message{}
+	language := m.Language
 	switch m.Kind {
 	case queue.KindCode:
 		prefix, ok := h.Speech.CodePrefix[m.Language]
@@ -154,12 +173,43 @@ func (h *Handler) render(ctx context.Context, m queue.Message) (map[tts.Codec]*t
 		if err := h.templatePrompt(ctx, t, m.Params, &p); err != nil { // audio.go
 			return nil, err
 		}
+		language = t.Language
+		msg.actions = keyActions(t)
 	default:
 		return nil, fmt.Errorf("unknown message kind %q", m.Kind)
 	}
 	if p.Voice == "" {
 		return nil, fmt.Errorf("no voice for language %q: add it to tts.voices", m.Language)
 	}
+	var err error
+	if msg.audio, err = h.renderAll(ctx, p); err != nil {
+		return nil, err
+	}
+	if slices.Contains(slices.Collect(maps.Values(msg.actions)), string(templates.KeyConfirm)) {
+		text := h.Speech.ConfirmText[language]
+		if text == "" {
+			return nil, fmt.Errorf("template %s has a confirm key but call.confirm_text has no %q text", m.TemplateID, language)
+		}
+		// Spoken like the template's own speech.
+		voice := tts.Segment{Text: text, Voice: p.Voice}
+		for _, seg := range p.Segments {
+			if seg.Clip == nil {
+				voice.Voice, voice.Engine, voice.Rate = seg.Voice, seg.Engine, seg.Rate
+				break
+			}
+		}
+		if voice.Voice == "" {
+			voice.Voice = h.Speech.Voices[language]
+		}
+		if msg.ack, err = h.renderAll(ctx, tts.Prompt{Segments: []tts.Segment{voice}, Repeat: 1}); err != nil {
+			return nil, err
+		}
+	}
+	return msg, nil
+}
+
+// renderAll renders p for every codec any trunk offers.
+func (h *Handler) renderAll(ctx context.Context, p tts.Prompt) (map[tts.Codec]*tts.Audio, error) {
 	out := map[tts.Codec]*tts.Audio{}
 	for _, c := range h.codecs() {
 		a, err := h.Renderer.Render(ctx, p, c)
@@ -169,6 +219,18 @@ func (h *Handler) render(ctx context.Context, m queue.Message) (map[tts.Codec]*t
 		out[c] = a
 	}
 	return out, nil
+}
+
+// keyActions is the template's key → action map in the dialer's words.
+func keyActions(t templates.Template) map[string]string {
+	if len(t.KeyActions) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(t.KeyActions))
+	for k, a := range t.KeyActions {
+		out[k] = string(a)
+	}
+	return out
 }
 
 // finish writes the outcome. It runs on its own context: a worker that is

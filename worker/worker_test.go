@@ -30,8 +30,22 @@ type rig struct {
 
 func newRig(t *testing.T, edit func(*config.Config)) *rig {
 	t.Helper()
+	return newRigScenarios(t, nil, edit)
+}
+
+// newRigScenarios is newRig with simulator scenarios by called number.
+func newRigScenarios(t *testing.T, scenarios map[string]string, edit func(*config.Config)) *rig {
+	t.Helper()
 	redis := redistest.Start(t)
-	s, err := sim.Start(context.Background(), sim.Config{Listen: "127.0.0.1:0", RecordDir: t.TempDir()})
+	table := map[string]sim.Scenario{}
+	for number, text := range scenarios {
+		sc, err := sim.ParseScenario(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		table[number] = sc
+	}
+	s, err := sim.Start(context.Background(), sim.Config{Listen: "127.0.0.1:0", RecordDir: t.TempDir(), Scenarios: table})
 	if err != nil {
 		t.Fatal(err)
 	}
