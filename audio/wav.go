@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/zaf/g711"
+
+	"github.com/vms-project/vms/tts"
 )
 
 // WAV format tags (the fmt chunk's wFormatTag).
@@ -28,13 +30,7 @@ func decodeWAV(b []byte, maxDuration time.Duration) (Decoded, error) {
 		rate                          int
 		haveFmt                       bool
 	)
-	for off := 12; off+8 <= len(b); {
-		id := string(b[off : off+4])
-		size := int(binary.LittleEndian.Uint32(b[off+4 : off+8]))
-		body := b[off+8:]
-		if size < len(body) {
-			body = body[:size]
-		}
+	for id, body := range tts.WAVChunks(b) {
 		switch id {
 		case "fmt ":
 			if len(body) < 16 {
@@ -60,10 +56,6 @@ func decodeWAV(b []byte, maxDuration time.Duration) (Decoded, error) {
 				return Decoded{}, fmt.Errorf("%w: data chunk before the fmt chunk", ErrCorrupt)
 			}
 			return wavSamples(body, format, channels, bits, align, rate, maxDuration)
-		}
-		off += 8 + size + size&1 // chunks are padded to even sizes
-		if size < 0 || off < 0 {
-			break
 		}
 	}
 	if !haveFmt {

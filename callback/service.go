@@ -59,7 +59,7 @@ func New(cfg *config.Config, rdb redis.UniversalClient, q *queue.Client, log *sl
 		DelayedTaskCheckInterval: check,
 		TaskCheckInterval:        100 * time.Millisecond,
 		ShutdownTimeout:          cb.Timeout.D() + time.Second,
-		Logger:                   asynqLogger{log},
+		Logger:                   queue.AsynqLogger{L: log},
 		LogLevel:                 asynq.WarnLevel,
 		// A receiver that answers non-2xx is expected; logged by the sender.
 		IsFailure: func(error) bool { return true },
@@ -116,12 +116,3 @@ func redactURL(s string) string {
 	u.User, u.RawQuery = nil, ""
 	return u.String()
 }
-
-// asynqLogger routes asynq's logs into slog.
-type asynqLogger struct{ l *slog.Logger }
-
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

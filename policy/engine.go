@@ -142,11 +142,8 @@ func (e *Engine) Audit() *audit.Log { return e.audit }
 // NumberHash returns the keyed hash that stands for a number in Redis keys
 // and audit entries.
 func (e *Engine) NumberHash(ctx context.Context, number string) (string, error) {
-	n, err := normalize(number)
-	if err != nil {
-		return "", err
-	}
-	return e.keys.numberHash(ctx, n)
+	_, h, err := e.entry(ctx, number)
+	return h, err
 }
 
 // ConsentMode returns an app's consent mode.

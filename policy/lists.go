@@ -54,6 +54,61 @@ func normalize(number string) (string, error) {
 	return n, nil
 }
 
+// entry returns a number in E.164 form and its keyed hash, the field that
+// stands for it on the consent and suppression lists.
+func (e *Engine) entry(ctx context.Context, number string) (n, h string, err error) {
+	if n, err = normalize(number); err != nil {
+		return "", "", err
+	}
+	if h, err = e.keys.numberHash(ctx, n); err != nil {
+		return "", "", err
+	}
+	return n, h, nil
+}
+
+// putEntry stores v as the field h of the list at key; kind (consent or
+// suppression) prefixes the error.
+func (e *Engine) putEntry(ctx context.Context, kind, key, h string, v any) error {
+	body, _ := json.Marshal(v)
+	if err := e.rdb.HSet(ctx, key, h, body).Err(); err != nil {
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	return nil
+}
+
+// getEntry reads the field h of the list at key, or nil when it is not there;
+// kind (consent or suppression) prefixes the error.
+func getEntry[T any](ctx context.Context, rdb redis.UniversalClient, kind, key, h string) (*T, error) {
+	s, err := rdb.HGet(ctx, key, h).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, err)
+	}
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return nil, fmt.Errorf("%s: corrupt record: %w", kind, err)
+	}
+	return &v, nil
+}
+
+// removeEntry takes number off the list of app at key and, when it was on it,
+// records kind+".removed" in the audit log. It reports whether it was on it.
+func (e *Engine) removeEntry(ctx context.Context, kind, key, app, number, by string) (bool, error) {
+	n, h, err := e.entry(ctx, number)
+	if err != nil {
+		return false, err
+	}
+	removed, err := e.rdb.HDel(ctx, key, h).Result()
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", kind, err)
+	}
+	if removed > 0 {
+		_, err = e.audit.Record(ctx, kind+".removed", by, queue.MaskNumber(n), map[string]string{"app": app, "number_hash": h})
+	}
+	return removed > 0, err
+}
+
 func checkApp(app string) error {
 	if app == GlobalScope {
 		return nil
@@ -69,11 +124,7 @@ func (e *Engine) AddConsent(ctx context.Context, app, number, source string, at 
 	if source == "" {
 		return Consent{}, errors.New("consent: say how consent was given (source), e.g. \"signup form 2026-05\"")
 	}
-	n, err := normalize(number)
-	if err != nil {
-		return Consent{}, err
-	}
-	h, err := e.keys.numberHash(ctx, n)
+	n, h, err := e.entry(ctx, number)
 	if err != nil {
 		return Consent{}, err
 	}
@@ -82,9 +133,8 @@ func (e *Engine) AddConsent(ctx context.Context, app, number, source string, at 
 		at = now
 	}
 	c := Consent{App: app, Number: queue.MaskNumber(n), Source: source, At: at.UTC(), RecordedBy: by, RecordedAt: now}
-	body, _ := json.Marshal(c)
-	if err := e.rdb.HSet(ctx, consentKey(app), h, body).Err(); err != nil {
-		return Consent{}, fmt.Errorf("consent: %w", err)
+	if err := e.putEntry(ctx, "consent", consentKey(app), h, c); err != nil {
+		return Consent{}, err
 	}
 	_, err = e.audit.Record(ctx, "consent.added", by, c.Number, map[string]string{
 		"app": app, "number_hash": h, "source": source, "given_at": c.At.Format(time.RFC3339)})
@@ -94,31 +144,12 @@ func (e *Engine) AddConsent(ctx context.Context, app, number, source string, at 
 // RemoveConsent withdraws a number's consent for an app. It reports whether
 // there was one.
 func (e *Engine) RemoveConsent(ctx context.Context, app, number, by string) (bool, error) {
-	n, err := normalize(number)
-	if err != nil {
-		return false, err
-	}
-	h, err := e.keys.numberHash(ctx, n)
-	if err != nil {
-		return false, err
-	}
-	removed, err := e.rdb.HDel(ctx, consentKey(app), h).Result()
-	if err != nil {
-		return false, fmt.Errorf("consent: %w", err)
-	}
-	if removed > 0 {
-		_, err = e.audit.Record(ctx, "consent.removed", by, queue.MaskNumber(n), map[string]string{"app": app, "number_hash": h})
-	}
-	return removed > 0, err
+	return e.removeEntry(ctx, "consent", consentKey(app), app, number, by)
 }
 
 // ConsentOf returns a number's consent for an app, or nil.
 func (e *Engine) ConsentOf(ctx context.Context, app, number string) (*Consent, error) {
-	n, err := normalize(number)
-	if err != nil {
-		return nil, err
-	}
-	h, err := e.keys.numberHash(ctx, n)
+	_, h, err := e.entry(ctx, number)
 	if err != nil {
 		return nil, err
 	}
@@ -126,17 +157,7 @@ func (e *Engine) ConsentOf(ctx context.Context, app, number string) (*Consent, e
 }
 
 func (e *Engine) consentByHash(ctx context.Context, app, h string) (*Consent, error) {
-	s, err := e.rdb.HGet(ctx, consentKey(app), h).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("consent: %w", err)
-	}
-	var c Consent
-	if err := json.Unmarshal([]byte(s), &c); err != nil {
-		return nil, fmt.Errorf("consent: corrupt record: %w", err)
-	}
-	return &c, nil
+	return getEntry[Consent](ctx, e.rdb, "consent", consentKey(app), h)
 }
 
 // Suppress records that the callee opted out of an app's calls (by pressing
@@ -160,18 +181,13 @@ func (e *Engine) AddSuppression(ctx context.Context, app, number, reason, source
 	if err := checkApp(app); err != nil {
 		return Suppression{}, err
 	}
-	n, err := normalize(number)
-	if err != nil {
-		return Suppression{}, err
-	}
-	h, err := e.keys.numberHash(ctx, n)
+	n, h, err := e.entry(ctx, number)
 	if err != nil {
 		return Suppression{}, err
 	}
 	s := Suppression{App: app, Number: queue.MaskNumber(n), Reason: reason, Source: source, By: by, At: e.now().UTC()}
-	body, _ := json.Marshal(s)
-	if err := e.rdb.HSet(ctx, suppressKey(app), h, body).Err(); err != nil {
-		return Suppression{}, fmt.Errorf("suppression: %w", err)
+	if err := e.putEntry(ctx, "suppression", suppressKey(app), h, s); err != nil {
+		return Suppression{}, err
 	}
 	e.log.Info("number suppressed", "app", app, "to", s.Number, "source", source, "reason", reason)
 	_, err = e.audit.Record(ctx, "suppression.added", by, s.Number, map[string]string{
@@ -184,22 +200,7 @@ func (e *Engine) RemoveSuppression(ctx context.Context, app, number, by string) 
 	if app == "" {
 		app = GlobalScope
 	}
-	n, err := normalize(number)
-	if err != nil {
-		return false, err
-	}
-	h, err := e.keys.numberHash(ctx, n)
-	if err != nil {
-		return false, err
-	}
-	removed, err := e.rdb.HDel(ctx, suppressKey(app), h).Result()
-	if err != nil {
-		return false, fmt.Errorf("suppression: %w", err)
-	}
-	if removed > 0 {
-		_, err = e.audit.Record(ctx, "suppression.removed", by, queue.MaskNumber(n), map[string]string{"app": app, "number_hash": h})
-	}
-	return removed > 0, err
+	return e.removeEntry(ctx, "suppression", suppressKey(app), app, number, by)
 }
 
 // Suppressions lists a suppression list (GlobalScope or an app), newest first.
@@ -225,11 +226,7 @@ func (e *Engine) Suppressions(ctx context.Context, app string) ([]Suppression, e
 // SuppressionOf returns the suppression that applies to a number for an app
 // (the global list first), or nil.
 func (e *Engine) SuppressionOf(ctx context.Context, app, number string) (*Suppression, error) {
-	n, err := normalize(number)
-	if err != nil {
-		return nil, err
-	}
-	h, err := e.keys.numberHash(ctx, n)
+	_, h, err := e.entry(ctx, number)
 	if err != nil {
 		return nil, err
 	}
@@ -243,40 +240,18 @@ func (e *Engine) SuppressionIn(ctx context.Context, list, number string) (*Suppr
 	if list == "" {
 		list = GlobalScope
 	}
-	n, err := normalize(number)
+	_, h, err := e.entry(ctx, number)
 	if err != nil {
 		return nil, err
 	}
-	h, err := e.keys.numberHash(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	s, err := e.rdb.HGet(ctx, suppressKey(list), h).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("suppression: %w", err)
-	}
-	var sup Suppression
-	if err := json.Unmarshal([]byte(s), &sup); err != nil {
-		return nil, fmt.Errorf("suppression: corrupt record: %w", err)
-	}
-	return &sup, nil
+	return getEntry[Suppression](ctx, e.rdb, "suppression", suppressKey(list), h)
 }
 
 func (e *Engine) suppressionByHash(ctx context.Context, app, h string) (*Suppression, error) {
 	for _, scope := range []string{GlobalScope, app} {
-		s, err := e.rdb.HGet(ctx, suppressKey(scope), h).Result()
-		if errors.Is(err, redis.Nil) {
-			continue
-		} else if err != nil {
-			return nil, fmt.Errorf("suppression: %w", err)
+		if sup, err := getEntry[Suppression](ctx, e.rdb, "suppression", suppressKey(scope), h); err != nil || sup != nil {
+			return sup, err
 		}
-		var sup Suppression
-		if err := json.Unmarshal([]byte(s), &sup); err != nil {
-			return nil, fmt.Errorf("suppression: corrupt record: %w", err)
-		}
-		return &sup, nil
 	}
 	return nil, nil
 }

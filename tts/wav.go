@@ -4,7 +4,32 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 )
+
+// WAVChunks yields the ID and body of each chunk of the RIFF/WAVE file b, after
+// its 12-byte header (which it does not check). A chunk whose size runs past the
+// end of b, as in the streaming header espeak-ng --stdout writes, is cut to what
+// b holds.
+func WAVChunks(b []byte) iter.Seq2[string, []byte] {
+	return func(yield func(id string, body []byte) bool) {
+		for off := 12; off+8 <= len(b); {
+			id := string(b[off : off+4])
+			size := int(binary.LittleEndian.Uint32(b[off+4 : off+8]))
+			body := b[off+8:]
+			if size < len(body) {
+				body = body[:size]
+			}
+			if !yield(id, body) {
+				return
+			}
+			off += 8 + size + size&1 // chunks are padded to even sizes
+			if size < 0 || off < 0 {
+				return // overflow on 32-bit platforms
+			}
+		}
+	}
+}
 
 // parseWAV decodes a mono 16-bit PCM WAV file. It accepts the streaming header that
 // espeak-ng --stdout writes (RIFF and data sizes of about 2 GiB, not the real length)
@@ -14,13 +39,7 @@ func parseWAV(b []byte) (pcm []int16, rate int, err error) {
 		return nil, 0, errors.New("not a RIFF/WAVE file")
 	}
 	var haveFmt bool
-	for off := 12; off+8 <= len(b); {
-		id := string(b[off : off+4])
-		size := int(binary.LittleEndian.Uint32(b[off+4 : off+8]))
-		body := b[off+8:]
-		if size < len(body) {
-			body = body[:size]
-		}
+	for id, body := range WAVChunks(b) {
 		switch id {
 		case "fmt ":
 			if len(body) < 16 {
@@ -44,7 +63,6 @@ func parseWAV(b []byte) (pcm []int16, rate int, err error) {
 			}
 			return pcm, rate, nil
 		}
-		off += 8 + size + size&1 // chunks are padded to even sizes
 	}
 	return nil, 0, errors.New("no data chunk")
 }

@@ -104,7 +104,7 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 		IsFailure:      deferIsFailure(isFailure),
 		// Rescheduled tasks and redials become due within this.
 		DelayedTaskCheckInterval: time.Second,
-		Logger:                   asynqLogger{log},
+		Logger:                   queue.AsynqLogger{L: log},
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			if _, sat := routing.IsSaturated(err); sat || isDeferral(err) {
@@ -220,12 +220,3 @@ func redactURI(s string) string {
 	}
 	return s
 }
-
-// asynqLogger routes asynq's logs into slog.
-type asynqLogger struct{ l *slog.Logger }
-
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

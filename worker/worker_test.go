@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,13 @@ func (r *rig) start(t *testing.T) {
 // wait blocks until the message is terminal.
 func (r *rig) wait(t *testing.T, id string, d time.Duration) *queue.Record {
 	t.Helper()
+	rec, _ := r.waitStates(t, id, d)
+	return rec
+}
+
+// waitStates is wait that also returns every state the message went through.
+func (r *rig) waitStates(t *testing.T, id string, d time.Duration) (*queue.Record, []queue.Status) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var seen []queue.Status
@@ -99,7 +107,7 @@ func (r *rig) wait(t *testing.T, id string, d time.Duration) *queue.Record {
 		t.Fatalf("message %s did not finish in %s (states %v): %v", id, d, seen, err)
 	}
 	t.Logf("message %s: states %v", id, seen)
-	return rec
+	return rec, seen
 }
 
 var cacheDir string
@@ -132,12 +140,15 @@ func TestCodeCallEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := r.wait(t, rec.ID, 30*time.Second)
+	got, states := r.waitStates(t, rec.ID, 30*time.Second)
 	calls, err := r.sim.WaitEnded(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc := calls[0]
+	if want := []queue.Status{queue.StatusQueued, queue.StatusDialing, queue.StatusRinging, queue.StatusAnswered, queue.StatusCompleted}; !slices.Equal(states, want) {
+		t.Errorf("states %v, want %v", states, want)
+	}
 
 	if got.Status != queue.StatusCompleted || got.SIPCode != 200 || got.HungUpBy != "caller" || !got.PlayedToEnd {
 		t.Fatalf("record = %+v, want completed 200 hung up by caller, played to end", got)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/vms-project/vms/api"
 	"github.com/vms-project/vms/callback"
-	"github.com/vms-project/vms/worker"
 )
 
 // cmdAPI serves the HTTP API and delivers status callbacks until SIGTERM.
@@ -21,22 +20,13 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
+	log := newLogger(stderr, *verbose, slog.LevelInfo)
+	e, err := openEnv(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := newLogger(stderr, level)
-	rdb, err := openRedis(ctx, cfg.Redis.URL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	q := worker.NewQueueClient(cfg, rdb)
-	defer q.Close()
+	defer e.Close()
+	cfg, rdb, q := e.cfg, e.rdb, e.queue()
 	srv, err := api.New(cfg, rdb, q, log)
 	if err != nil {
 		return &exitError{2, err}

@@ -2,17 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 )
 
 func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "verify" && args[0] != "export") {
-		return &exitError{2, errors.New("usage: vms audit verify | vms audit export [--out FILE]")}
+	sub, err := subcommand(args, "usage: vms audit verify | vms audit export [--out FILE]", "verify", "export")
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	fs, cfgPath := newFlags("audit "+sub, stderr)
 	out := fs.String("out", "", "export: write JSON lines to FILE (default stdout)")
 	if err := fs.Parse(args[1:]); err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vms-project/vms/billing"
-	"github.com/vms-project/vms/worker"
 )
 
 // exitOverTolerance is the exit code of `vms billing reconcile` when the
@@ -17,10 +16,10 @@ import (
 const exitOverTolerance = 5
 
 func cmdBilling(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "report" && args[0] != "reconcile") {
-		return &exitError{2, errors.New("usage: vms billing report|reconcile ... (see vms help)")}
+	sub, err := subcommand(args, "usage: vms billing report|reconcile ... (see vms help)", "report", "reconcile")
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	fs, cfgPath := newFlags("billing "+sub, stderr)
 	app := fs.String("app", "", "only this app (report; default: all apps)")
 	fromS := fs.String("from", "", "start of the period, RFC 3339 or YYYY-MM-DD (UTC), inclusive")
@@ -44,17 +43,12 @@ func cmdBilling(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
+	e, err := openEnv(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}
-	rdb, err := openRedis(ctx, cfg.Redis.URL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	q := worker.NewQueueClient(cfg, rdb)
-	defer q.Close()
+	defer e.Close()
+	cfg, q := e.cfg, e.queue()
 
 	if sub == "report" {
 		rep, err := billing.Build(ctx, q, billing.Filter{From: from, To: to, App: *app})

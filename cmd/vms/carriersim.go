@@ -55,14 +55,10 @@ func cmdCarrierSim(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		table[num] = parsed
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := sim.Config{Listen: *listen, RecordDir: *recordDir, Scenarios: table, RequireTLS: *requireTLS,
-		Username: *username, Password: *password, Realm: *realm, Logger: newLogger(stderr, level)}
+		Username: *username, Password: *password, Realm: *realm, Logger: newLogger(stderr, *verbose, slog.LevelInfo)}
 	if *tlsCert != "" || *tlsKey != "" || *requireTLS {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {

@@ -9,10 +9,10 @@ import (
 )
 
 func cmdConsent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "add" && args[0] != "remove" && args[0] != "check") {
-		return &exitError{2, errors.New("usage: vms consent add|remove|check --app APP --to E164 [--source HOW] [--at RFC3339]")}
+	sub, err := subcommand(args, "usage: vms consent add|remove|check --app APP --to E164 [--source HOW] [--at RFC3339]", "add", "remove", "check")
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	fs, cfgPath := newFlags("consent "+sub, stderr)
 	app := fs.String("app", "default", "app the number agreed to")
 	to := fs.String("to", "", "number, E.164")

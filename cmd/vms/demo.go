@@ -68,11 +68,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer rdb.Close()
-	logLevel := slog.LevelError
-	if *verbose {
-		logLevel = slog.LevelDebug
-	}
-	w, err := worker.New(cfg, rdb, newLogger(stderr, logLevel))
+	w, err := worker.New(cfg, rdb, newLogger(stderr, *verbose, slog.LevelError))
 	if err != nil {
 		return err
 	}

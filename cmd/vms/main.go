@@ -10,11 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vms-project/vms/config"
+	"github.com/vms-project/vms/queue"
+	"github.com/vms-project/vms/worker"
 )
 
 const usage = `vms — self-hosted voice message service
@@ -112,6 +115,15 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	return fs, cfgPath
 }
 
+// subcommand returns args[0] when it is one of words; otherwise it returns the
+// usage error (exit code 2).
+func subcommand(args []string, usage string, words ...string) (string, error) {
+	if len(args) == 0 || !slices.Contains(words, args[0]) {
+		return "", &exitError{2, errors.New(usage)}
+	}
+	return args[0], nil
+}
+
 // parseInterspersed parses flags that may come before or after positional
 // arguments ("vms status ID --wait 5s") and returns the positional ones.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -127,6 +139,49 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// env is what a command working on the deployment runs on: the loaded config,
+// its Redis and, opened on first use, the queue client.
+type env struct {
+	cfg *config.Config
+	rdb *redis.Client
+	q   *queue.Client
+}
+
+// openEnv loads the config at cfgPath (exit code 2 when it is invalid) and
+// connects to its Redis. Close releases what it opened.
+func openEnv(ctx context.Context, cfgPath string) (*env, error) {
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	return connectEnv(ctx, cfg)
+}
+
+// connectEnv is openEnv for a config already loaded.
+func connectEnv(ctx context.Context, cfg *config.Config) (*env, error) {
+	rdb, err := openRedis(ctx, cfg.Redis.URL)
+	if err != nil {
+		return nil, err
+	}
+	return &env{cfg: cfg, rdb: rdb}, nil
+}
+
+// queue returns the queue client, opening it on first use.
+func (e *env) queue() *queue.Client {
+	if e.q == nil {
+		e.q = worker.NewQueueClient(e.cfg, e.rdb)
+	}
+	return e.q
+}
+
+// Close closes the queue client, if opened, then Redis.
+func (e *env) Close() {
+	if e.q != nil {
+		_ = e.q.Close()
+	}
+	_ = e.rdb.Close()
 }
 
 func loadConfig(path string) (*config.Config, error) {
@@ -160,7 +215,11 @@ func redactRedisURL(u string) string {
 	return u
 }
 
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+// newLogger logs to w at level, or at debug level when verbose (-v).
+func newLogger(w io.Writer, verbose bool, level slog.Level) *slog.Logger {
+	if verbose {
+		level = slog.LevelDebug
+	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 

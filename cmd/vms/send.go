@@ -8,14 +8,13 @@ import (
 	"io"
 
 	"github.com/vms-project/vms/queue"
-	"github.com/vms-project/vms/worker"
 )
 
 func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "code" && args[0] != "tts") {
-		return &exitError{2, errors.New("usage: vms send code|tts ... (see vms help)")}
+	kind, err := subcommand(args, "usage: vms send code|tts ... (see vms help)", "code", "tts")
+	if err != nil {
+		return err
 	}
-	kind := args[0]
 	fs, cfgPath := newFlags("send "+kind, stderr)
 	to := fs.String("to", "", "called number in E.164 form, e.g. +8613800138000")
 	id := fs.String("id", "", "message ID (idempotency key); generated when empty")
@@ -32,17 +31,12 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if fs.NArg() > 0 {
 		return &exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
-	cfg, err := loadConfig(*cfgPath)
+	e, err := openEnv(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}
-	rdb, err := openRedis(ctx, cfg.Redis.URL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	q := worker.NewQueueClient(cfg, rdb)
-	defer q.Close()
+	defer e.Close()
+	q := e.queue()
 
 	var rec *queue.Record
 	if kind == "code" {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vms-project/vms/queue"
-	"github.com/vms-project/vms/worker"
 )
 
 // Exit codes of vms status.
@@ -29,17 +28,12 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &exitError{2, errors.New("usage: vms status MSGID [--wait DURATION] [--json]")}
 	}
 	id := pos[0]
-	cfg, err := loadConfig(*cfgPath)
+	e, err := openEnv(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}
-	rdb, err := openRedis(ctx, cfg.Redis.URL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	q := worker.NewQueueClient(cfg, rdb)
-	defer q.Close()
+	defer e.Close()
+	q := e.queue()
 
 	rec, err := q.Get(ctx, id)
 	if errors.Is(err, queue.ErrNotFound) {

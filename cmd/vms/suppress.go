@@ -9,10 +9,10 @@ import (
 )
 
 func cmdSuppress(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "add" && args[0] != "remove" && args[0] != "list") {
-		return &exitError{2, errors.New("usage: vms suppress add|remove|list [--app APP] [--to E164] [--reason TEXT]")}
+	sub, err := subcommand(args, "usage: vms suppress add|remove|list [--app APP] [--to E164] [--reason TEXT]", "add", "remove", "list")
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	fs, cfgPath := newFlags("suppress "+sub, stderr)
 	app := fs.String("app", "", "app whose list it is (default: the global list, all apps)")
 	to := fs.String("to", "", "number, E.164 (add, remove)")

@@ -16,20 +16,16 @@ import (
 
 // openPolicy loads the config and returns the deployment's policy engine.
 func openPolicy(ctx context.Context, cfgPath string) (*policy.Engine, func(), error) {
-	cfg, err := loadConfig(cfgPath)
+	env, err := openEnv(ctx, cfgPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	rdb, err := openRedis(ctx, cfg.Redis.URL)
-	if err != nil {
-		return nil, nil, err
-	}
-	e := worker.PolicyFor(cfg, rdb, nil)
+	e := worker.PolicyFor(env.cfg, env.rdb, nil)
 	if err := e.Start(ctx); err != nil {
-		_ = rdb.Close()
+		env.Close()
 		return nil, nil, err
 	}
-	return e, func() { _ = rdb.Close() }, nil
+	return e, env.Close, nil
 }
 
 func whoami() string {

@@ -21,8 +21,8 @@ import (
 // --segment N. The template is then pending until approved, which pins the
 // recording's SHA-256.
 func cmdTemplateAudio(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "upload" {
-		return &exitError{2, errors.New("usage: vms template audio upload ID FILE [--segment N] [--text TRANSCRIPT] [--lang L] [--by NAME] [--json]")}
+	if _, err := subcommand(args, "usage: vms template audio upload ID FILE [--segment N] [--text TRANSCRIPT] [--lang L] [--by NAME] [--json]", "upload"); err != nil {
+		return err
 	}
 	fs, cfgPath := newFlags("template audio upload", stderr)
 	segment := fs.Int("segment", 0, "mixed template: the segment (1-based) that plays the recording")
@@ -56,11 +56,12 @@ func cmdTemplateAudio(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return &exitError{2, fmt.Errorf("%s refused: %w", file, err)}
 	}
-	rdb, err := openRedis(ctx, cfg.Redis.URL)
+	e, err := connectEnv(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
+	defer e.Close()
+	rdb := e.rdb
 	ref, err := audioconf.Store(cfg, rdb).Put(ctx, data)
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,8 +16,8 @@ import (
 // (recordings and TTS texts without placeholders) into the shared audio cache, so the
 // first call of each template does not wait for synthesis or a download.
 func cmdTTS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "warm" {
-		return &exitError{2, errors.New("usage: vms tts warm [-c FILE] [--template ID]... [-v]")}
+	if _, err := subcommand(args, "usage: vms tts warm [-c FILE] [--template ID]... [-v]", "warm"); err != nil {
+		return err
 	}
 	fs, cfgPath := newFlags("tts warm", stderr)
 	verbose := fs.Bool("v", false, "debug logging")
@@ -27,20 +26,13 @@ func cmdTTS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
+	log := newLogger(stderr, *verbose, slog.LevelWarn)
+	e, err := openEnv(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}
-	level := slog.LevelWarn
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := newLogger(stderr, level)
-	rdb, err := openRedis(ctx, cfg.Redis.URL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
+	defer e.Close()
+	cfg, rdb := e.cfg, e.rdb
 	renderer, err := audioconf.Renderer(cfg, log)
 	if err != nil {
 		return err

@@ -17,21 +17,13 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
+	log := newLogger(stderr, *verbose, slog.LevelInfo)
+	e, err := openEnv(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := newLogger(stderr, level)
-	rdb, err := openRedis(ctx, cfg.Redis.URL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	w, err := worker.New(cfg, rdb, log)
+	defer e.Close()
+	w, err := worker.New(e.cfg, e.rdb, log)
 	if err != nil {
 		return err
 	}
@@ -42,7 +34,7 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sig)
 	s := <-sig
-	log.Info("stopping: no new jobs; waiting for calls in progress", "signal", s.String(), "drain_timeout", cfg.Worker.DrainTimeout.D())
+	log.Info("stopping: no new jobs; waiting for calls in progress", "signal", s.String(), "drain_timeout", e.cfg.Worker.DrainTimeout.D())
 	w.Shutdown()
 	log.Info("stopped")
 	return nil

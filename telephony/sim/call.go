@@ -36,6 +36,8 @@ const (
 	// maxRing is the carrier's no-answer timer of the "ring" scenario: a
 	// caller that neither cancels nor gives up gets 480 after it.
 	maxRing = 3 * time.Minute
+	// answerRing is how long answered calls ring before the 200 OK.
+	answerRing = 50 * time.Millisecond
 )
 
 // call is the simulator's state of one call. mu guards every field.
@@ -435,12 +437,17 @@ func (r *callRun) answer() {
 		r.provisional(sip.StatusRinging, "Ringing", nil)
 	}
 
+	// The phone rings a moment before it is picked up. (sipgo handles each
+	// datagram on its own goroutine: a 200 sent right after the 180 can
+	// overtake it, which no real callee does.)
+	ring := time.NewTimer(answerRing)
 	select {
 	case <-r.canceled:
+		ring.Stop()
 		m.stop()
 		r.endCanceled()
 		return
-	default:
+	case <-ring.C:
 	}
 
 	// 200 OK. sipgo retransmits it until the ACK arrives and blocks until
