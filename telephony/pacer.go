@@ -55,6 +55,8 @@ type stream struct {
 	hdr     rtp.Header
 	buf     [rtpHeaderLen + tts.FrameBytes]byte
 	next    int // next frame index
+	// lastSent is when the pacer sent the stream's last packet.
+	lastSent time.Time
 
 	stop     atomic.Bool
 	finished chan struct{} // closed when the pacer drops the stream
@@ -108,7 +110,7 @@ func (p *pacer) run() {
 	defer close(p.done)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var next time.Time
+	next := time.Now()
 	for {
 		p.mu.Lock()
 		idle := len(p.streams) == 0
@@ -132,28 +134,41 @@ func (p *pacer) run() {
 			}
 		}
 		p.tick()
+		// The next tick is the next point of the grid still ahead: after a
+		// late tick the missed ones are skipped, never caught up.
 		next = next.Add(p.period)
-		if now := time.Now(); next.Sub(now) < p.period/2 {
-			// This tick was late by more than half a period (or the tick
-			// itself took that long): the grid moves on rather than sending
-			// the next frame too soon after this one. Never burst.
-			next = now.Add(p.period)
+		if now := time.Now(); !next.After(now) {
+			next = next.Add((now.Sub(next)/p.period + 1) * p.period)
 		}
 	}
 }
 
-// tick sends one frame for every stream and drops finished ones.
+// tick sends one frame for every stream and drops finished ones. A stream
+// whose last packet left less than half a period ago (a tick that ran late,
+// then one on time) waits for the next tick: packets of one stream are never
+// sent in a burst.
 func (p *pacer) tick() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	now := time.Now()
 	kept := p.streams[:0]
-	for _, s := range p.streams {
+	for i, s := range p.streams {
+		if i%64 == 63 {
+			now = time.Now() // sending takes microseconds per packet
+		}
 		if a := s.pending.Swap(nil); a != nil {
 			s.audio, s.next = a, 0
 		}
-		if s.stop.Load() || s.next >= s.audio.Frames() || !s.send() {
+		if s.stop.Load() || s.next >= s.audio.Frames() {
 			close(s.finished)
 			continue
+		}
+		if now.Sub(s.lastSent) >= p.period/2 {
+			if !s.send() {
+				close(s.finished)
+				continue
+			}
+			s.lastSent = now
 		}
 		kept = append(kept, s)
 	}

@@ -137,6 +137,9 @@ func BenchmarkPacerTick(b *testing.B) {
 					}
 					pos = 0
 				}
+				for _, s := range p.streams {
+					s.lastSent = time.Time{} // back-to-back ticks: let every stream send
+				}
 				p.tick()
 				ticks++
 				pos++

@@ -388,10 +388,8 @@ func TestPacerLateTickDoesNotBurst(t *testing.T) {
 }
 
 // A stream played on a pacer whose goroutine has not yet looked at its
-// streams (play right after newPacer) must be paced like any other. Today
-// run starts with a zero deadline, takes the first tick as "more than a
-// period behind", resets next to now and ticks again at once: the first two
-// packets leave back to back (the same fault as TestPacerLateTickDoesNotBurst).
+// streams (play right after newPacer) must be paced like any other: the
+// first two packets must not leave back to back.
 func TestPacerFirstPlayDoesNotBurst(t *testing.T) {
 	p := newPacer(tts.FrameDuration)
 	defer p.close()
