@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -172,7 +171,8 @@ func (w *Worker) Start() error {
 	}
 	w.startProbes()
 	for _, t := range w.Handler.Router.Trunks() {
-		w.log.Info("trunk", "trunk", t.Name, "uri", redactURI(t.URI.String()), "prefixes", t.Prefixes,
+		// Host and port only: a URI may carry credentials.
+		w.log.Info("trunk", "trunk", t.Name, "host", fmt.Sprintf("%s:%d", t.URI.Host, t.URI.Port), "transport", t.Transport, "prefixes", t.Prefixes,
 			"priority", t.Priority, "max_channels", t.MaxChannels, "cps", t.CPS)
 	}
 	w.log.Info("worker started", "sip", w.Dialer.Addr().String(), "trunks", len(w.Handler.Router.Trunks()))
@@ -211,12 +211,4 @@ func (w *Worker) waitIdle(d time.Duration) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true
-}
-
-func redactURI(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		u.User = url.User(u.User.Username())
-		return u.String()
-	}
-	return s
 }

@@ -37,6 +37,16 @@ func newRig(t *testing.T, edit func(*config.Config)) *rig {
 // newRigScenarios is newRig with simulator scenarios by called number.
 func newRigScenarios(t *testing.T, scenarios map[string]string, edit func(*config.Config)) *rig {
 	t.Helper()
+	var log *slog.Logger
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return newRigLog(t, scenarios, edit, log)
+}
+
+// newRigLog is newRigScenarios with the worker logging to log.
+func newRigLog(t *testing.T, scenarios map[string]string, edit func(*config.Config), log *slog.Logger) *rig {
+	t.Helper()
 	redis := redistest.Start(t)
 	table := map[string]sim.Scenario{}
 	for number, text := range scenarios {
@@ -68,10 +78,6 @@ func newRigScenarios(t *testing.T, scenarios map[string]string, edit func(*confi
 		t.Fatal(err)
 	}
 	rdb := redis.Client(t)
-	var log *slog.Logger
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
 	w, err := New(cfg, rdb, log)
 	if err != nil {
 		t.Fatal(err)
