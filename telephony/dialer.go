@@ -78,6 +78,8 @@ type Dialer struct {
 	calls map[string]*call // by Call-ID, for requests from the carrier
 
 	serveDone chan struct{}
+	tcpLn     net.Listener // SIP over TCP, at the UDP socket's port
+	tcpDone   chan struct{}
 }
 
 // NewDialer binds the SIP socket and starts serving requests from carriers
@@ -91,11 +93,7 @@ func NewDialer(cfg Config) (*Dialer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sip listen %q: %w", cfg.Listen, err)
 	}
-	network := "udp4"
-	if ap.Addr().Is6() {
-		network = "udp6"
-	}
-	conn, err := net.ListenPacket(network, cfg.Listen)
+	conn, tcpLn, err := listenSIP(ap)
 	if err != nil {
 		return nil, fmt.Errorf("sip listen %s: %w (is another worker using this port? set sip.listen)", cfg.Listen, err)
 	}
@@ -111,6 +109,7 @@ func NewDialer(cfg Config) (*Dialer, error) {
 	sdpIP, err := advertisedIP(public)
 	if err != nil {
 		_ = conn.Close()
+		_ = tcpLn.Close()
 		return nil, err
 	}
 	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(orDefault(cfg.UserAgent, "vms")), sipgo.WithUserAgentHostname(public)}
@@ -120,6 +119,7 @@ func NewDialer(cfg Config) (*Dialer, error) {
 	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		_ = conn.Close()
+		_ = tcpLn.Close()
 		return nil, err
 	}
 	client, err := sipgo.NewClient(ua, sipgo.WithClientConnectionAddr(bound.String()),
@@ -127,6 +127,7 @@ func NewDialer(cfg Config) (*Dialer, error) {
 	if err != nil {
 		_ = ua.Close()
 		_ = conn.Close()
+		_ = tcpLn.Close()
 		return nil, err
 	}
 	// TCP and TLS requests open connections of their own: this client is
@@ -135,19 +136,24 @@ func NewDialer(cfg Config) (*Dialer, error) {
 	if err != nil {
 		_ = ua.Close()
 		_ = conn.Close()
+		_ = tcpLn.Close()
 		return nil, err
 	}
 	server, err := sipgo.NewServer(ua, sipgo.WithServerLogger(log))
 	if err != nil {
 		_ = ua.Close()
 		_ = conn.Close()
+		_ = tcpLn.Close()
 		return nil, err
 	}
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "vms", Host: public, Port: int(bound.Port())}}
+	tcpContact := contact
+	tcpContact.Address.UriParams = sip.NewParams()
+	tcpContact.Address.UriParams.Add("transport", "tcp")
 	d := &Dialer{
-		ua: ua, client: client, server: server, conn: conn, addr: bound, public: public,
+		ua: ua, client: client, server: server, conn: conn, tcpLn: tcpLn, addr: bound, public: public,
 		dialogs:       sipgo.NewDialogClientCache(client, contact),
-		streamDialogs: sipgo.NewDialogClientCache(streamClient, contact),
+		streamDialogs: sipgo.NewDialogClientCache(streamClient, tcpContact),
 		streamClient:  streamClient,
 		contact:       contact,
 		sdpIP:         sdpIP,
@@ -156,6 +162,7 @@ func NewDialer(cfg Config) (*Dialer, error) {
 		log:           log,
 		calls:         map[string]*call{},
 		serveDone:     make(chan struct{}),
+		tcpDone:       make(chan struct{}),
 	}
 	server.OnBye(d.onBye)
 	server.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -168,6 +175,10 @@ func NewDialer(cfg Config) (*Dialer, error) {
 	go func() {
 		defer close(d.serveDone)
 		_ = server.ServeUDP(conn)
+	}()
+	go func() {
+		defer close(d.tcpDone)
+		_ = server.ServeTCP(tcpLn)
 	}()
 	if err := WaitServing(ua, d.serveDone); err != nil {
 		_ = d.Close()
@@ -195,7 +206,9 @@ func (d *Dialer) Close() error {
 	d.pacer.close()
 	err := d.ua.Close()
 	_ = d.conn.Close()
+	_ = d.tcpLn.Close()
 	<-d.serveDone
+	<-d.tcpDone
 	return err
 }
 
@@ -282,6 +295,33 @@ func outboundIP() netip.Addr {
 		}
 	}
 	return netip.MustParseAddr("127.0.0.1")
+}
+
+// listenSIP binds SIP over UDP and over TCP at the same address. Carriers on
+// tcp and tls trunks that do not reuse our connection send in-dialog
+// requests (BYE) to the Contact, so TCP listens at the UDP socket's port.
+// (Inbound TLS would need a certificate of ours: tls carriers reuse the
+// connection, as RFC 5923 has them do.) With port 0 the kernel picks the UDP
+// port; if TCP has it taken, another is tried.
+func listenSIP(ap netip.AddrPort) (net.PacketConn, net.Listener, error) {
+	network := "4"
+	if ap.Addr().Is6() {
+		network = "6"
+	}
+	for try := 0; ; try++ {
+		conn, err := net.ListenPacket("udp"+network, ap.String())
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp"+network, conn.LocalAddr().String())
+		if err == nil {
+			return conn, ln, nil
+		}
+		_ = conn.Close()
+		if ap.Port() != 0 || try == 10 {
+			return nil, nil, fmt.Errorf("tcp: %w", err)
+		}
+	}
 }
 
 // advertisedIP is the IP address for SDP: public_host itself, or what it

@@ -109,6 +109,43 @@ func TestTLSTrunk(t *testing.T) {
 	}
 }
 
+func TestTCPTrunk(t *testing.T) {
+	s, err := sim.Start(context.Background(), sim.Config{TCP: true,
+		Scenarios: map[string]sim.Scenario{"+8613800138011": {Kind: sim.KindHangup, After: 500 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, err := NewDialer(Config{Listen: "127.0.0.1:0", RTPPortMin: 31000, RTPPortMax: 39999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	tr := Trunk{Name: "tcp", URI: sip.Uri{Host: s.TCPAddr().Addr().String(), Port: int(s.TCPAddr().Port())}, Transport: "tcp", Codecs: []tts.Codec{tts.PCMA}}
+	call := func(to string) Result {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		return d.Call(ctx, CallRequest{MessageID: "tcp-" + to, To: to, Trunk: tr,
+			Audio: map[tts.Codec]*tts.Audio{tts.PCMA: tone(tts.PCMA, time.Second)}, RingTimeout: 3 * time.Second, MaxDuration: 10 * time.Second})
+	}
+	// We hang up (BYE over TCP), and the callee hangs up (their BYE reaches us).
+	if res := call("+8613800138000"); res.Status != queue.StatusCompleted || !res.PlayedToEnd || res.HungUpBy != "caller" || res.Codec != tts.PCMA {
+		t.Fatalf("call over TCP: %+v", res)
+	}
+	if res := call("+8613800138011"); res.Status != queue.StatusCompleted || res.HungUpBy != "callee" || res.BillableMS > 900 {
+		t.Fatalf("callee hangs up over TCP: %+v", res)
+	}
+	calls, err := s.WaitEnded(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range calls {
+		if c.RTP.Packets == 0 || c.FinalCode != 200 {
+			t.Fatalf("simulator: %+v", c)
+		}
+	}
+}
+
 func TestTCPTrunkRefusedConnection(t *testing.T) {
 	// Nothing listens: a transport error, reported as unreachable at once.
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")

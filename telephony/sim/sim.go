@@ -40,6 +40,8 @@ type Config struct {
 	// TLS, when set, also serves SIP over TLS on a free TCP port of the
 	// listen address (TLSAddr).
 	TLS *tls.Config
+	// TCP also serves SIP over TCP on a free port of the listen address (TCPAddr).
+	TCP bool
 	// RequireTLS refuses INVITEs that did not arrive over TLS (403).
 	RequireTLS bool
 	// Logger receives the simulator's logs (sipgo's too); nil discards them.
@@ -69,6 +71,9 @@ type Simulator struct {
 	failed  map[string]int // INVITEs failed so far per number (fail=CODExN)
 	cancels atomic.Int64
 
+	tcpLn     net.Listener
+	tcpAddr   netip.AddrPort
+	tcpDone   chan struct{}
 	tlsLn     net.Listener
 	tlsAddr   netip.AddrPort
 	tlsDone   chan struct{}
@@ -180,6 +185,15 @@ func Start(ctx context.Context, cfg Config) (*Simulator, error) {
 		<-s.serveDone
 		return nil, err
 	}
+	if cfg.TCP {
+		if err := s.serveTCP(); err != nil {
+			s.cancel()
+			_ = ua.Close()
+			_ = conn.Close()
+			<-s.serveDone
+			return nil, err
+		}
+	}
 	if cfg.TLS != nil {
 		if err := s.serveTLS(); err != nil {
 			s.cancel()
@@ -245,14 +259,19 @@ func (s *Simulator) contact(host netip.Addr) *sip.ContactHeader {
 	}}
 }
 
-// contactFor is the Contact for responses to req: the TLS listener for a
-// request that came over TLS, so in-dialog requests come back over TLS.
+// contactFor is the Contact for responses to req: the TLS (TCP) listener for
+// a request that came over TLS (TCP), so in-dialog requests come back so.
 func (s *Simulator) contactFor(req *sip.Request, host netip.Addr) *sip.ContactHeader {
 	c := s.contact(host)
-	if strings.EqualFold(req.Transport(), "TLS") && s.tlsAddr.IsValid() {
+	switch {
+	case strings.EqualFold(req.Transport(), "TLS") && s.tlsAddr.IsValid():
 		c.Address.Port = int(s.tlsAddr.Port())
 		c.Address.UriParams = sip.NewParams()
 		c.Address.UriParams.Add("transport", "tls")
+	case strings.EqualFold(req.Transport(), "TCP") && s.tcpAddr.IsValid():
+		c.Address.Port = int(s.tcpAddr.Port())
+		c.Address.UriParams = sip.NewParams()
+		c.Address.UriParams.Add("transport", "tcp")
 	}
 	return c
 }
@@ -289,6 +308,28 @@ func (s *Simulator) serveTLS() error {
 	}()
 	return nil
 }
+
+// serveTCP listens for SIP over TCP on the listen IP, any port.
+func (s *Simulator) serveTCP() error {
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(s.addr.Addr(), 0).String())
+	if err != nil {
+		return fmt.Errorf("carrier-sim: TCP listen: %w", err)
+	}
+	s.tcpLn = ln
+	a := ln.Addr().(*net.TCPAddr).AddrPort()
+	s.tcpAddr = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	s.tcpDone = make(chan struct{})
+	go func() {
+		defer close(s.tcpDone)
+		if err := s.srv.ServeTCP(ln); err != nil {
+			s.log.Debug("carrier-sim: TCP serve ended", "error", err)
+		}
+	}()
+	return nil
+}
+
+// TCPAddr is the SIP over TCP address (zero without Config.TCP).
+func (s *Simulator) TCPAddr() netip.AddrPort { return s.tcpAddr }
 
 // TLSAddr is the SIP over TLS address (zero without Config.TLS).
 func (s *Simulator) TLSAddr() netip.AddrPort { return s.tlsAddr }
@@ -388,6 +429,10 @@ func (s *Simulator) Close() error {
 		if s.tlsLn != nil {
 			_ = s.tlsLn.Close()
 			<-s.tlsDone
+		}
+		if s.tcpLn != nil {
+			_ = s.tcpLn.Close()
+			<-s.tcpDone
 		}
 		s.closeErr = err
 		close(s.done)
