@@ -226,7 +226,14 @@ func (c *Client) duplicate(ctx context.Context, id string) (*Record, error) {
 
 // Get returns the record of a message, or an error wrapping ErrNotFound.
 func (c *Client) Get(ctx context.Context, id string) (*Record, error) {
-	return c.store.get(ctx, id)
+	rec, err := c.store.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Attempts, err = c.Attempts(ctx, id); err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // Watch calls fn for every state change of a message, from the first, until

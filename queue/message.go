@@ -114,6 +114,9 @@ type Record struct {
 	Confirmed bool `json:"confirmed,omitempty"`
 	// OptedOut: the callee pressed the template's opt-out key.
 	OptedOut bool `json:"opted_out,omitempty"`
+	// Attempts lists every INVITE placed for the message (failover and
+	// redials), oldest first; filled by Client.Get.
+	Attempts []Attempt `json:"attempts,omitempty"`
 	// Callbacks is the delivery state of each status callback, by event
 	// (ringing, answered, final...): see callback_state.go.
 	Callbacks map[string]CallbackState `json:"callbacks,omitempty"`

@@ -96,4 +96,15 @@ func printRecord(w io.Writer, r *queue.Record, asJSON bool) {
 	if r.Status.Terminal() {
 		fmt.Fprintf(w, "billable   %d ms = %d min\n", r.BillableMS, r.BillableMinutes)
 	}
+	for _, k := range r.Keys {
+		fmt.Fprintf(w, "key        %s at %s (%s)\n", k.Key, k.At.Format("15:04:05.000"), k.Via)
+	}
+	if r.Confirmed || r.OptedOut {
+		fmt.Fprintf(w, "confirmed  %v  opted out: %v\n", r.Confirmed, r.OptedOut)
+	}
+	if len(r.Attempts) > 1 {
+		for _, a := range r.Attempts {
+			fmt.Fprintf(w, "attempt    %d.%d %s: %s %d %s\n", a.Attempt, a.Try, a.Trunk, a.Status, a.SIPCode, a.Reason)
+		}
+	}
 }
