@@ -10,10 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vms-project/vms/internal/testutil"
 )
 
 // requireBinary returns the path of a peer's program. When it is not
@@ -70,7 +71,7 @@ func freePort(t *testing.T) int {
 type peer struct {
 	name string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testutil.LockedBuffer
 	done chan struct{} // closed when the process has exited
 	err  error         // exit error, set before done is closed
 }
@@ -79,7 +80,7 @@ type peer struct {
 // shutdown (SIGTERM to the group, SIGKILL after 5 s) with t.Cleanup.
 func startPeer(t *testing.T, name, bin string, args ...string) *peer {
 	t.Helper()
-	p := &peer{name: name, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &peer{name: name, out: &testutil.LockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdin = nil
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -197,23 +198,4 @@ func (p *peer) waitOutput(s string, d time.Duration) bool {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the concurrent writes of a
-// process's stdout and stderr copiers and the test's reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

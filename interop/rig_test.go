@@ -11,6 +11,7 @@ import (
 
 	"github.com/vms-project/vms/config"
 	"github.com/vms-project/vms/internal/redistest"
+	"github.com/vms-project/vms/internal/testutil"
 	"github.com/vms-project/vms/queue"
 	"github.com/vms-project/vms/telephony/sim"
 	"github.com/vms-project/vms/worker"
@@ -31,7 +32,7 @@ func newRig(t *testing.T, edit func(*config.Config)) *rig {
 	redis := redistest.Start(t)
 	cfg := config.Defaults()
 	cfg.Redis.URL = redis.URL
-	cfg.TTS.CacheDir = sharedCacheDir(t)
+	cfg.TTS.CacheDir = cacheDir.Path(t)
 	cfg.Call.RingTimeout = config.Duration(5 * time.Second)
 	cfg.Call.RepeatPause = config.Duration(300 * time.Millisecond)
 	cfg.Worker.DrainTimeout = config.Duration(10 * time.Second)
@@ -84,25 +85,8 @@ func startSim(t *testing.T) *sim.Simulator {
 	return s
 }
 
-var cacheDir string
+// cacheDir lets the tests of this package share rendered audio, as workers
+// of one deployment do.
+var cacheDir = testutil.SharedDir{Prefix: "vms-interop-tts-"}
 
-// sharedCacheDir lets the tests of this package share rendered audio, as
-// workers of one deployment do.
-func sharedCacheDir(t *testing.T) string {
-	if cacheDir == "" {
-		d, err := os.MkdirTemp("", "vms-interop-tts-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cacheDir = d
-	}
-	return cacheDir
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if cacheDir != "" {
-		_ = os.RemoveAll(cacheDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(cacheDir.Run(m)) }

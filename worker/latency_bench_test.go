@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -39,7 +38,7 @@ func newLatencyRig(tb testing.TB, edit func(*config.Config)) *latencyRig {
 	cfg := config.Defaults()
 	cfg.Redis.URL = redis.URL
 	cfg.Trunks[0].URI = "sip:" + s.Addr().String()
-	cfg.TTS.CacheDir = sharedCacheDirTB(tb)
+	cfg.TTS.CacheDir = cacheDir.Path(tb)
 	cfg.Call.RingTimeout = config.Duration(2 * time.Second)
 	cfg.Worker.DrainTimeout = config.Duration(10 * time.Second)
 	cfg.Policy.DisableLimits() // the same numbers are called many times, at any hour
@@ -60,19 +59,6 @@ func newLatencyRig(tb testing.TB, edit func(*config.Config)) *latencyRig {
 	r := &latencyRig{worker: w, sender: NewQueueClient(cfg, redis.Client(tb))}
 	tb.Cleanup(func() { _ = r.sender.Close() })
 	return r
-}
-
-// sharedCacheDirTB is sharedCacheDir for a testing.TB; both use cacheDir,
-// which TestMain removes.
-func sharedCacheDirTB(tb testing.TB) string {
-	if cacheDir == "" {
-		d, err := os.MkdirTemp("", "vms-tts-cache-")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		cacheDir = d
-	}
-	return cacheDir
 }
 
 // busyNumber returns a distinct number the simulator answers 486 Busy

@@ -1,39 +1,20 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/vms-project/vms/internal/testutil"
 	"github.com/vms-project/vms/queue"
 )
-
-// lockedBuffer is an io.Writer safe for the worker's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // No log line of a whole send → call → report run carries a full phone
 // number, at the most detailed level, callee hang-up and busy included.
 func TestLogsNeverCarryFullNumbers(t *testing.T) {
-	var out lockedBuffer
+	var out testutil.LockedBuffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := newRigLog(t, nil, nil, log)
 	r.start(t)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vms-project/vms/config"
 	"github.com/vms-project/vms/internal/redistest"
+	"github.com/vms-project/vms/internal/testutil"
 	"github.com/vms-project/vms/queue"
 	"github.com/vms-project/vms/telephony/sim"
 	"github.com/vms-project/vms/tts"
@@ -65,7 +66,7 @@ func newRigLog(t *testing.T, scenarios map[string]string, edit func(*config.Conf
 	cfg := config.Defaults()
 	cfg.Redis.URL = redis.URL
 	cfg.Trunks[0].URI = "sip:" + s.Addr().String()
-	cfg.TTS.CacheDir = sharedCacheDir(t)
+	cfg.TTS.CacheDir = cacheDir.Path(t)
 	cfg.Call.RingTimeout = config.Duration(2 * time.Second)
 	cfg.Call.RepeatPause = config.Duration(300 * time.Millisecond)
 	cfg.Worker.DrainTimeout = config.Duration(10 * time.Second)
@@ -116,28 +117,11 @@ func (r *rig) waitStates(t *testing.T, id string, d time.Duration) (*queue.Recor
 	return rec, seen
 }
 
-var cacheDir string
+// cacheDir lets the tests of this package share rendered audio, as workers
+// of one deployment do.
+var cacheDir = testutil.SharedDir{Prefix: "vms-tts-cache-"}
 
-// sharedCacheDir lets the tests of this package share rendered audio, as
-// workers of one deployment do.
-func sharedCacheDir(t *testing.T) string {
-	if cacheDir == "" {
-		d, err := os.MkdirTemp("", "vms-tts-cache-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cacheDir = d
-	}
-	return cacheDir
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if cacheDir != "" {
-		_ = os.RemoveAll(cacheDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(cacheDir.Run(m)) }
 
 func TestCodeCallEndToEnd(t *testing.T) {
 	r := newRig(t, nil)
