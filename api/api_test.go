@@ -245,7 +245,7 @@ func TestCancel(t *testing.T) {
 	if a := e.do(t, req{path: "/v1/calls/code", body: `{"to":"+8613800138000","code":"4821","message_id":"c-2"}`}); a.status != 201 {
 		t.Fatal(a.status)
 	}
-	if out, _, err := e.q.Claim(context.Background(), "c-2", 1); err != nil || out != queue.Claimed {
+	if out, _, err := e.q.Claim(context.Background(), "c-2", 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
 		t.Fatal(out, err)
 	}
 	if a := e.do(t, req{path: "/v1/calls/c-2/cancel"}); a.status != 409 || a.err.Code != api.CodeNotCancelable {

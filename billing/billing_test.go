@@ -31,7 +31,7 @@ func finish(t *testing.T, q *queue.Client, id, app, trunk string, invite time.Ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := q.Claim(ctx, id, 1); err != nil {
+	if _, _, err := q.Claim(ctx, id, 1, "w1", "s", queue.Durability{}); err != nil {
 		t.Fatal(err)
 	}
 	rec.Attempt, rec.Trunk, rec.CallID, rec.InviteAt = 1, trunk, "sip-"+id, invite
@@ -42,8 +42,18 @@ func finish(t *testing.T, q *queue.Client, id, app, trunk string, invite time.Ti
 		rec.EndedAt = rec.AnsweredAt.Add(time.Duration(billableMS) * time.Millisecond)
 	}
 	rec.BillableMS = billableMS
-	if err := q.Finish(ctx, rec); err != nil {
+	applyFinish(t, q, "w1", rec)
+}
+
+// applyFinish writes an attempt's outcome as the worker (owner) does.
+func applyFinish(t *testing.T, q *queue.Client, owner string, rec *queue.Record) {
+	t.Helper()
+	op, err := queue.FinishOp(owner, rec, nil, nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if res, err := q.Apply(context.Background(), op); err != nil || !res.Applied {
+		t.Fatalf("finish %s: %+v %v", rec.ID, res, err)
 	}
 }
 
@@ -66,15 +76,16 @@ func TestReportTotals(t *testing.T) {
 	if _, err := q.SendCode(ctx, queue.CodeRequest{ID: "u1", To: "+8613800138000", Code: "1234", AppID: "shop"}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, _ = q.Claim(ctx, "u1", 1)
-	if out, _, _ := q.Claim(ctx, "u1", 1); out != queue.LostInCall { // redelivery: unknown, CDR written
-		t.Fatalf("claim again: %v", out)
-	}
+	_, _, _ = q.Claim(ctx, "u1", 1, "w1", "s", queue.Durability{})
 	rec, _ := q.Get(ctx, "u1")
-	rec.Status, rec.Trunk, rec.InviteAt, rec.BillableMS, rec.SIPCode = queue.StatusCompleted, "carrier-a", d1, 10_000, 200
-	if err := q.Finish(ctx, rec); err != nil {
-		t.Fatal(err)
+	// The reaper found w1 dead before its INVITE was recorded: unknown, CDR written.
+	rec.Status = queue.StatusUnknown
+	if tk, err := q.Takeover(ctx, "u1", 1, "w1", "w2"); err != nil || tk == nil {
+		t.Fatal("takeover", err)
 	}
+	applyFinish(t, q, "w2", rec)
+	rec.Status, rec.Trunk, rec.InviteAt, rec.BillableMS, rec.SIPCode = queue.StatusCompleted, "carrier-a", d1, 10_000, 200
+	applyFinish(t, q, "w1", rec)
 
 	rep, err := billing.Build(ctx, q, billing.Filter{From: d1.Add(-time.Hour), To: d2.Add(23 * time.Hour)})
 	if err != nil {

@@ -113,18 +113,36 @@ func call(t *testing.T, q *queue.Client, id string) *queue.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, _, err := q.Claim(ctx, id, 1); err != nil || out != queue.Claimed {
+	if out, _, err := q.Claim(ctx, id, 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
 		t.Fatal(out, err)
 	}
 	t0 := time.Now().UTC()
-	must(t, q.MarkInviteSent(ctx, id, t0, "carrier-a", "call-"+id))
-	must(t, q.MarkRinging(ctx, id, t0.Add(100*time.Millisecond)))
-	must(t, q.MarkAnswered(ctx, id, t0.Add(2*time.Second)))
+	progress(t, q, id, queue.StatusDialing, map[string]string{"invite_at": t0.Format(time.RFC3339Nano), "trunk": "carrier-a", "call_id": "call-" + id})
+	progress(t, q, id, queue.StatusRinging, map[string]string{"ringing_at": t0.Add(100 * time.Millisecond).Format(time.RFC3339Nano)})
+	progress(t, q, id, queue.StatusAnswered, map[string]string{"answered_at": t0.Add(2 * time.Second).Format(time.RFC3339Nano)})
 	rec.Status, rec.Attempt, rec.SIPCode, rec.Trunk, rec.CallID = queue.StatusCompleted, 1, 200, "carrier-a", "call-"+id
 	rec.InviteAt, rec.RingingAt, rec.AnsweredAt, rec.EndedAt = t0, t0.Add(100*time.Millisecond), t0.Add(2*time.Second), t0.Add(63*time.Second)
 	rec.BillableMS = 61_000
-	must(t, q.Finish(ctx, rec))
+	finish(t, q, "w1", rec)
 	return rec
+}
+
+// progress and finish record a call's milestones and outcome as the
+// worker w1 does (queue.ProgressOp, queue.FinishOp).
+func progress(t *testing.T, q *queue.Client, id string, to queue.Status, fields map[string]string) {
+	t.Helper()
+	if res, err := q.Apply(context.Background(), queue.ProgressOp(id, 1, "w1", to, fields)); err != nil || !res.Applied {
+		t.Fatalf("progress %s: %+v %v", to, res, err)
+	}
+}
+
+func finish(t *testing.T, q *queue.Client, owner string, rec *queue.Record) {
+	t.Helper()
+	op, err := queue.FinishOp(owner, rec, nil, nil)
+	must(t, err)
+	if res, err := q.Apply(context.Background(), op); err != nil || !res.Applied {
+		t.Fatalf("finish %s: %+v %v", rec.Status, res, err)
+	}
 }
 
 func must(t *testing.T, err error) {
@@ -231,7 +249,7 @@ func TestBackoffDoubles(t *testing.T) {
 }
 
 // keyCall walks a message through an answered call in which the callee
-// pressed keys, as a worker records it (queue.Client.Finish).
+// pressed keys, as a worker records it (queue.FinishOp).
 func keyCall(t *testing.T, q *queue.Client, id string, keys []queue.KeyPress) *queue.Record {
 	t.Helper()
 	ctx := context.Background()
@@ -239,17 +257,17 @@ func keyCall(t *testing.T, q *queue.Client, id string, keys []queue.KeyPress) *q
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, _, err := q.Claim(ctx, id, 1); err != nil || out != queue.Claimed {
+	if out, _, err := q.Claim(ctx, id, 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
 		t.Fatal(out, err)
 	}
 	t0 := time.Now().UTC()
-	must(t, q.MarkInviteSent(ctx, id, t0, "carrier-a", "call-"+id))
-	must(t, q.MarkAnswered(ctx, id, t0.Add(time.Second)))
+	progress(t, q, id, queue.StatusDialing, map[string]string{"invite_at": t0.Format(time.RFC3339Nano), "trunk": "carrier-a", "call_id": "call-" + id})
+	progress(t, q, id, queue.StatusAnswered, map[string]string{"answered_at": t0.Add(time.Second).Format(time.RFC3339Nano)})
 	rec.Status, rec.Attempt, rec.SIPCode = queue.StatusCompleted, 1, 200
 	rec.InviteAt, rec.AnsweredAt, rec.EndedAt = t0, t0.Add(time.Second), t0.Add(9*time.Second)
 	rec.BillableMS, rec.HungUpBy = 8_000, "caller"
 	rec.Keys, rec.Confirmed = keys, len(keys) > 0
-	must(t, q.Finish(ctx, rec))
+	finish(t, q, "w1", rec)
 	return rec
 }
 
@@ -323,17 +341,21 @@ func TestKeypressOnceAcrossRewrittenOutcome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, _, err := q.Claim(ctx, "u-1", 1); err != nil || out != queue.Claimed {
+	if out, _, err := q.Claim(ctx, "u-1", 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
 		t.Fatal(out, err)
 	}
 	lost := *rec
 	lost.Status, lost.Attempt, lost.Reason = queue.StatusUnknown, 1, "worker lost"
-	must(t, q.Finish(ctx, &lost))
+	// The reaper of worker w2 found w1 dead before its INVITE was recorded.
+	if tk, err := q.Takeover(ctx, "u-1", 1, "w1", "w2"); err != nil || tk == nil {
+		t.Fatal("takeover", err)
+	}
+	finish(t, q, "w2", &lost)
 	t0 := time.Now().UTC()
 	rec.Status, rec.Attempt, rec.SIPCode, rec.AnsweredAt, rec.EndedAt, rec.BillableMS = queue.StatusCompleted, 1, 200, t0, t0.Add(5*time.Second), 5000
 	rec.Keys = []queue.KeyPress{{Key: "9", At: t0.Add(2 * time.Second), Via: "rfc4733"}}
 	rec.OptedOut = true
-	must(t, q.Finish(ctx, rec))
+	finish(t, q, "w1", rec)
 	waitFor(t, 15*time.Second, "the keypress callback", func() bool { return len(rcv.reports()) >= 1 })
 	time.Sleep(time.Second) // the second final change is relayed too; it must not report again
 	got := rcv.reports()

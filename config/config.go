@@ -43,7 +43,23 @@ type Redis struct {
 	URL string `yaml:"url"`
 	// Retention is how long message records and their events are kept.
 	Retention Duration `yaml:"retention"`
+	// Durability is what must hold of a claim before its INVITE leaves, so
+	// that Redis losing its last writes can never bring a call back:
+	// "aof" (Redis fsyncs every write: appendonly yes + appendfsync always,
+	// or WAITAOF on Redis >= 7.2), "replica" (WAIT: a replica has it; for
+	// Sentinel), or "none" (an explicit opt-out).
+	Durability string `yaml:"durability"`
+	// DurabilityTimeout bounds the wait for WAIT/WAITAOF; a claim not
+	// acknowledged in time is not dialled and the message is rescheduled.
+	DurabilityTimeout Duration `yaml:"durability_timeout"`
 }
+
+// Redis durability modes.
+const (
+	DurabilityAOF     = "aof"
+	DurabilityReplica = "replica"
+	DurabilityNone    = "none"
+)
 
 // SIP configures the signalling user agent of a worker.
 type SIP struct {
@@ -71,6 +87,10 @@ type Worker struct {
 	// PollInterval is how often an idle worker asks Redis for new jobs; it is
 	// the pick-up latency of a verification code when the queue was empty.
 	PollInterval Duration `yaml:"poll_interval"`
+	// JournalDir holds each worker process's write-ahead journal: call
+	// progress and outcomes that could not be written to Redis, replayed in
+	// order once it answers (and at start-up, for a worker that died).
+	JournalDir string `yaml:"journal_dir"`
 }
 
 // Call holds per-call timers.

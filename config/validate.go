@@ -37,6 +37,17 @@ func (c *Config) Validate() error {
 	if c.RTP.PortMin < 1024 || c.RTP.PortMax > 65535 || c.RTP.PortMax-c.RTP.PortMin < 1 {
 		p.add("rtp.port_min/port_max %d-%d: need 1024 <= port_min < port_max <= 65535", c.RTP.PortMin, c.RTP.PortMax)
 	}
+	switch c.Redis.Durability {
+	case DurabilityAOF, DurabilityReplica, DurabilityNone:
+	default:
+		p.add("redis.durability %q: one of aof (Redis fsyncs each write), replica (a replica acknowledged it) or none", c.Redis.Durability)
+	}
+	if d := c.Redis.DurabilityTimeout.D(); d < 10*time.Millisecond || d > time.Minute {
+		p.add("redis.durability_timeout %s: between 10ms and 1m", d)
+	}
+	if c.Worker.JournalDir == "" {
+		p.add("worker.journal_dir is empty: name a directory on local disk for the worker's journal")
+	}
 	if c.Worker.Concurrency < 1 {
 		p.add("worker.concurrency %d: must be at least 1", c.Worker.Concurrency)
 	}

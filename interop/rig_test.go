@@ -36,6 +36,7 @@ func newRig(t *testing.T, edit func(*config.Config)) *rig {
 	cfg.Call.RingTimeout = config.Duration(5 * time.Second)
 	cfg.Call.RepeatPause = config.Duration(300 * time.Millisecond)
 	cfg.Worker.DrainTimeout = config.Duration(10 * time.Second)
+	cfg.Worker.JournalDir = t.TempDir()
 	// These tests are about SIP peers, not policy: call at any hour.
 	cfg.Policy.DisableLimits()
 	edit(cfg)

@@ -2,15 +2,12 @@ package queue
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 )
 
 // This file holds attempts: a message is dialled as attempt 1 and, when the
@@ -24,11 +21,6 @@ import (
 // was scheduled in the same atomic step. A redelivered task of attempt A
 // therefore never dials twice, and a late redelivery of attempt A-1 never
 // dials at all.
-
-// AttemptNotDue is a claim outcome: the previous attempt is still in its call
-// (a redial task ran before the previous attempt was recorded). The task
-// should be retried later.
-const AttemptNotDue = LostInCall + 1
 
 // Attempt is one INVITE placed for a message: which attempt and which trunk
 // try it was, and how it ended.
@@ -56,90 +48,6 @@ type NextAttempt struct {
 	Reason string
 }
 
-func attemptsKey(id string) string { return keyPrefix + "msg:{" + id + "}:attempts" }
-
-//go:embed attempts.lua
-var attemptsLua string
-
-var attemptsScript = redis.NewScript(attemptsLua)
-
-const lostReason = "the worker handling this call stopped before recording its outcome; not dialled again"
-
-// claim is Claim with the attempt guard (see the file comment).
-func (c *Client) claim(ctx context.Context, id string, attempt int) (ClaimOutcome, *Record, error) {
-	if attempt < 1 {
-		return 0, nil, fmt.Errorf("message %s: claim attempt %d: attempts start at 1", id, attempt)
-	}
-	s := &c.store
-	res, err := attemptsScript.Run(ctx, s.rdb, []string{recordKey(id), eventsKey(id), cdrStream},
-		"claim", attempt, s.retention.Milliseconds(), formatTime(time.Now()), eventsMaxLen, cdrMaxLen, lostReason).Slice()
-	if err != nil {
-		return 0, nil, fmt.Errorf("message %s: claim attempt %d: %w", id, attempt, err)
-	}
-	code, _ := res[0].(int64)
-	if code < 0 {
-		return 0, nil, fmt.Errorf("message %q: %w", id, ErrNotFound)
-	}
-	rec, err := s.get(ctx, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	switch code {
-	case 0:
-		return Claimed, rec, nil
-	case 2:
-		return LostInCall, rec, nil
-	case 3:
-		return AttemptNotDue, rec, nil
-	}
-	return AlreadyFinished, rec, nil
-}
-
-// FinishAttempt writes the outcome of attempt r.Attempt, appends tries (every
-// INVITE of the attempt, in order) to the attempts list and the record to the
-// CDR stream, all in one atomic step. With next, the record then goes back
-// to queued for that attempt (whose task the caller has already enqueued
-// with EnqueueRedial); otherwise it keeps r.Status. It fails when the record
-// is not in a call of attempt r.Attempt.
-func (c *Client) FinishAttempt(ctx context.Context, r *Record, tries []Attempt, next *NextAttempt) error {
-	r.BillableMinutes = BillableMinutes(r.BillableMS)
-	s := &c.store
-	now := time.Now()
-	nextN, nextReason := 0, ""
-	if next != nil {
-		nextN, nextReason = next.Attempt, next.Reason
-	}
-	args := []any{"finish", r.Attempt, s.retention.Milliseconds(), formatTime(now), eventsMaxLen, cdrMaxLen,
-		string(r.Status), nextN, nextReason, len(tries)}
-	for _, a := range tries {
-		b, err := json.Marshal(a)
-		if err != nil {
-			return err
-		}
-		args = append(args, string(b))
-	}
-	f := resultFields(r)
-	f["updated_at"] = formatTime(now)
-	if next != nil {
-		f["redial_at"] = formatTime(next.At)
-	}
-	for k, v := range f {
-		args = append(args, k, v)
-	}
-	res, err := attemptsScript.Run(ctx, s.rdb, []string{recordKey(r.ID), eventsKey(r.ID), cdrStream, attemptsKey(r.ID)}, args...).Slice()
-	if err != nil {
-		return fmt.Errorf("message %s: record attempt %d: %w", r.ID, r.Attempt, err)
-	}
-	if ok, _ := res[0].(int64); ok != 1 {
-		prev, _ := res[1].(string)
-		if prev == "" {
-			return fmt.Errorf("message %q: %w", r.ID, ErrNotFound)
-		}
-		return fmt.Errorf("message %s: record attempt %d: the record is %s, not in a call of that attempt", r.ID, r.Attempt, prev)
-	}
-	return nil
-}
-
 // Attempts returns every INVITE placed for a message, oldest first.
 func (c *Client) Attempts(ctx context.Context, id string) ([]Attempt, error) {
 	raw, err := c.rdb.LRange(ctx, attemptsKey(id), 0, -1).Result()
@@ -157,29 +65,32 @@ func (c *Client) Attempts(ctx context.Context, id string) ([]Attempt, error) {
 	return out, nil
 }
 
-// taskPayload is the asynq payload of a send task: the message and, for a
-// redial, its attempt number (absent means 1).
+// taskPayload is the asynq payload of a send task: the message's ID and
+// the attempt the task dials (absent means 1). The worker reads everything
+// else from the record, so nothing of the message (the number, a code)
+// lingers in asynq's copy of the task.
 type taskPayload struct {
-	Message
-	Attempt int `json:"attempt,omitempty"`
+	ID      string `json:"id"`
+	Attempt int    `json:"attempt,omitempty"`
 }
 
-// DecodeTask reads a send task's payload: the message and the attempt the
-// task dials.
-func DecodeTask(payload []byte) (Message, int, error) {
+func encodeTask(id string, attempt int) []byte {
+	b, _ := json.Marshal(taskPayload{ID: id, Attempt: attempt})
+	return b
+}
+
+// DecodeTask reads a send task's payload: the message ID and the attempt
+// the task dials.
+func DecodeTask(payload []byte) (id string, attempt int, err error) {
 	var p taskPayload
 	if err := json.Unmarshal(payload, &p); err != nil {
-		return Message{}, 0, err
+		return "", 0, err
 	}
-	if p.Attempt < 1 {
-		p.Attempt = 1
+	if p.ID == "" {
+		return "", 0, errors.New("no message id")
 	}
-	return p.Message, p.Attempt, nil
+	return p.ID, max(p.Attempt, 1), nil
 }
-
-// RedialTaskID is the asynq TaskID of attempt n of a message. '#' never
-// appears in message IDs, so it cannot collide with a first attempt's ID.
-func RedialTaskID(id string, n int) string { return id + "#" + strconv.Itoa(n) }
 
 // EnqueueRedial enqueues the task of attempt n (n >= 2) to run at at.
 // Enqueueing the same attempt twice is not an error and makes one task.
@@ -187,16 +98,8 @@ func (c *Client) EnqueueRedial(ctx context.Context, m Message, n int, at time.Ti
 	if n < 2 {
 		return fmt.Errorf("message %s: redial attempt %d: redials are attempts 2 and up", m.ID, n)
 	}
-	payload, err := json.Marshal(taskPayload{Message: m, Attempt: n})
-	if err != nil {
-		return err
-	}
-	q := QueueNotify
-	if m.Kind == KindCode {
-		q = QueueCode
-	}
-	_, err = c.aq.EnqueueContext(ctx, asynq.NewTask(TaskSend, payload),
-		asynq.TaskID(RedialTaskID(m.ID, n)), asynq.Queue(q), asynq.MaxRetry(3), asynq.ProcessAt(at),
+	_, err := c.aq.EnqueueContext(ctx, asynq.NewTask(TaskSend, encodeTask(m.ID, n)),
+		asynq.TaskID(taskID(m.ID, n)), asynq.Queue(queueOf(m.Kind)), asynq.MaxRetry(3), asynq.ProcessAt(at),
 		asynq.Timeout(c.opts.TaskTimeout), asynq.Retention(c.opts.Retention))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("message %s: enqueue redial %d: %w", m.ID, n, err)

@@ -19,11 +19,12 @@ var ErrNotCancelable = errors.New("message can no longer be canceled")
 // running at that moment, the worker finds the record canceled and does not
 // dial.
 func (c *Client) Cancel(ctx context.Context, id string) (*Record, error) {
-	prev, moved, err := c.store.transition(ctx, id, []Status{StatusQueued}, StatusCanceled,
-		map[string]string{"reason": "canceled by the sender before dialing"}, false)
+	res, err := c.Apply(ctx, endOp(id, []Status{StatusQueued}, StatusCanceled, "",
+		map[string]string{"reason": "canceled by the sender before dialing"}))
 	if err != nil {
 		return nil, err
 	}
+	prev, moved := res.Prev, res.Applied
 	rec, err := c.store.get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -31,13 +32,9 @@ func (c *Client) Cancel(ctx context.Context, id string) (*Record, error) {
 	if !moved && prev != StatusCanceled {
 		return rec, fmt.Errorf("message %s is %s: %w", id, prev, ErrNotCancelable)
 	}
-	qname := QueueNotify
-	if rec.Kind == KindCode {
-		qname = QueueCode
-	}
 	// The record saying canceled is what stops the call; deleting the task
 	// only spares a worker the pick-up. It fails harmlessly when a worker
 	// is running it right now (the worker sees canceled and does not dial).
-	_ = asynq.NewInspectorFromRedisClient(c.rdb).DeleteTask(qname, id)
+	_ = asynq.NewInspectorFromRedisClient(c.rdb).DeleteTask(queueOf(rec.Kind), taskID(id, rec.Attempt+1))
 	return rec, nil
 }

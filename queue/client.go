@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -56,6 +58,11 @@ type Client struct {
 	aq    *asynq.Client
 	store store
 	opts  Options
+	// groups remembers the outbox consumer groups already created.
+	groups sync.Map
+	// faultAfterCreate, set by tests, runs between creating a record and
+	// enqueueing its task: a crash there must not strand the message.
+	faultAfterCreate func() error
 }
 
 // NewClient returns a Client on rdb. Close it to release asynq's resources;
@@ -68,7 +75,7 @@ func NewClient(rdb redis.UniversalClient, opts Options) *Client {
 		opts.TaskTimeout = 10 * time.Minute
 	}
 	return &Client{rdb: rdb, aq: asynq.NewClientFromRedisClient(rdb),
-		store: store{rdb: rdb, retention: opts.Retention}, opts: opts}
+		store: store{rdb: rdb}, opts: opts}
 }
 
 // Close releases the asynq client (not the Redis client it was given).
@@ -184,36 +191,74 @@ func (c *Client) enqueue(ctx context.Context, m Message, queueName string) (*Rec
 	if err != nil {
 		return nil, err
 	}
-	created, err := c.store.create(ctx, m)
+	msg, err := json.Marshal(m)
 	if err != nil {
+		return nil, err
+	}
+	deferReason := ""
+	if decision.Verdict == Defer {
+		deferReason = decision.Reason
+	}
+	// The creation token makes a retried create (go-redis retries a call
+	// whose reply was lost) find its own record instead of a duplicate.
+	res, err := c.Apply(ctx, newOp("create", m.ID, string(msg), newMessageID(), deferReason))
+	if err != nil {
+		// The record may exist all the same (a lost reply): its task is
+		// then enqueued by the sweeper, and a retry of the send with the
+		// same ID answers with the record.
 		c.releasePolicy(ctx, m)
 		return nil, fmt.Errorf("enqueue %s: %w", m.ID, err)
 	}
-	if !created {
+	if !res.Applied {
 		return c.duplicate(ctx, m.ID)
 	}
-	payload, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
+	if c.faultAfterCreate != nil {
+		if err := c.faultAfterCreate(); err != nil {
+			return nil, err
+		}
 	}
-	_, err = c.aq.EnqueueContext(ctx, asynq.NewTask(TaskSend, payload), append([]asynq.Option{
-		asynq.TaskID(m.ID), asynq.Queue(queueName), asynq.MaxRetry(3),
-		asynq.Timeout(c.opts.TaskTimeout), asynq.Retention(c.opts.Retention)}, policyOptions(decision)...)...)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		// asynq still holds a task of this ID whose record expired: the ID
-		// stays taken until the task's retention ends.
-		_ = c.store.remove(ctx, m.ID)
-		return nil, fmt.Errorf("message %s: %w (its task is still retained)", m.ID, ErrDuplicate)
-	}
-	if err != nil {
-		_ = c.store.remove(ctx, m.ID)
-		c.releasePolicy(ctx, m)
-		return nil, fmt.Errorf("enqueue %s: %w", m.ID, err)
-	}
-	if err := c.afterEnqueue(ctx, m, decision); err != nil {
-		return nil, err
+	if err := c.enqueueTask(ctx, m, 1); err != nil {
+		// The record stays queued and listed as unqueued: the sweeper
+		// enqueues its task.
+		return nil, fmt.Errorf("enqueue %s: %w (the message is recorded and will be dispatched)", m.ID, err)
 	}
 	return c.store.get(ctx, m.ID)
+}
+
+// enqueueTask enqueues the task of attempt n of m, unless it exists, and
+// then marks the record's task as known to exist.
+func (c *Client) enqueueTask(ctx context.Context, m Message, n int) error {
+	opts := []asynq.Option{asynq.TaskID(taskID(m.ID, n)), asynq.Queue(queueOf(m.Kind)), asynq.MaxRetry(3),
+		asynq.Timeout(c.opts.TaskTimeout), asynq.Retention(c.opts.Retention)}
+	if !m.NotBefore.IsZero() {
+		opts = append(opts, asynq.ProcessAt(m.NotBefore))
+	}
+	_, err := c.aq.EnqueueContext(ctx, asynq.NewTask(TaskSend, encodeTask(m.ID, n)), opts...)
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return err
+	}
+	// A conflict is this very task (a retry, the sweeper) or a task kept
+	// for retention whose record expired and was sent again: either way the
+	// ID has its task and no second one is made.
+	_, err = c.Apply(ctx, newOp("enqueued", m.ID))
+	return err
+}
+
+// queueOf is the asynq queue of a kind: codes first, a person waits for them.
+func queueOf(k Kind) string {
+	if k == KindCode {
+		return QueueCode
+	}
+	return QueueNotify
+}
+
+// taskID is the asynq TaskID of attempt n of a message: the message ID for
+// the first, id#n for redials. '#' never appears in message IDs.
+func taskID(id string, n int) string {
+	if n <= 1 {
+		return id
+	}
+	return id + "#" + strconv.Itoa(n)
 }
 
 func (c *Client) duplicate(ctx context.Context, id string) (*Record, error) {

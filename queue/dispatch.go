@@ -2,109 +2,118 @@ package queue
 
 import (
 	"context"
-	"time"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// This file is the worker's side of the state machine.
-
-// ClaimOutcome says what a worker may do with a message it was handed.
-type ClaimOutcome int
-
-// Claim outcomes.
-const (
-	// Claimed: the record moved queued → dialing; this worker places the call.
-	Claimed ClaimOutcome = iota
-	// AlreadyFinished: the message is terminal; nothing to do.
-	AlreadyFinished
-	// LostInCall: a previous delivery had already dialled and its worker was
-	// lost; the record is now unknown (unless its outcome was recorded) and
-	// the number is never dialled again.
-	LostInCall
-)
-
-// Claim atomically moves a message from queued to dialing for attempt.
-// Every delivery of a task calls it first; only the delivery that gets
-// Claimed may send an INVITE. Attempt A is claimed only from queued with
-// attempt A-1 (attempts.go): a redelivered attempt never dials twice.
-func (c *Client) Claim(ctx context.Context, id string, attempt int) (ClaimOutcome, *Record, error) {
-	return c.claim(ctx, id, attempt)
+// CDR is one entry of the CDR streams: the record as it was when an
+// attempt ended.
+type CDR struct {
+	// StreamID orders CDRs across shards: "<stream entry id>/<shard>".
+	StreamID string `json:"stream_id"`
+	Record
 }
 
-// MarkInviteSent records when the INVITE left.
-func (c *Client) MarkInviteSent(ctx context.Context, id string, at time.Time, trunk, callID string) error {
-	_, _, err := c.store.transition(ctx, id, []Status{StatusDialing}, StatusDialing,
-		map[string]string{"invite_at": formatTime(at), "trunk": trunk, "call_id": callID}, false)
-	return err
-}
-
-// MarkRinging records the first provisional response (180/183).
-func (c *Client) MarkRinging(ctx context.Context, id string, at time.Time) error {
-	_, _, err := c.store.transition(ctx, id, []Status{StatusDialing}, StatusRinging,
-		map[string]string{"ringing_at": formatTime(at)}, false)
-	return err
-}
-
-// MarkAnswered records the 200 OK.
-func (c *Client) MarkAnswered(ctx context.Context, id string, at time.Time) error {
-	_, _, err := c.store.transition(ctx, id, []Status{StatusDialing, StatusRinging}, StatusAnswered,
-		map[string]string{"answered_at": formatTime(at)}, false)
-	return err
-}
-
-// Finish writes the outcome of a call and appends it to the CDR stream in
-// one atomic step. It also replaces an unknown left by a redelivery, since
-// the real outcome is better than none.
-func (c *Client) Finish(ctx context.Context, r *Record) error {
-	r.BillableMinutes = BillableMinutes(r.BillableMS)
-	_, _, err := c.store.transition(ctx, r.ID, finishFrom, r.Status, resultFields(r), true)
-	return err
-}
-
-// Abandon ends a message that never reached dialing (bad data found by the
-// worker, policy refusal): queued or dialing → status, with the reason.
-func (c *Client) Abandon(ctx context.Context, id string, status Status, reason string) error {
-	_, _, err := c.store.transition(ctx, id, []Status{StatusQueued, StatusDialing}, status,
-		map[string]string{"reason": reason}, false)
-	return err
-}
-
-// CDRs returns up to count CDRs from the stream, oldest first, starting
-// after the stream ID after ("" for the beginning).
+// CDRs returns up to count CDRs, oldest first (by stream ID, then shard),
+// starting after the CDR whose StreamID is after ("" for the beginning; a
+// bare stream ID "ms-seq" starts at that ID in every shard).
 func (c *Client) CDRs(ctx context.Context, after string, count int64) ([]CDR, error) {
-	start := "-"
-	if after != "" {
-		start = "(" + after
-	}
-	msgs, err := c.rdb.XRangeN(ctx, cdrStream, start, "+", count).Result()
+	entries, err := c.readShards(ctx, cdrKey, after, count)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]CDR, 0, len(msgs))
-	for _, m := range msgs {
-		f := make(map[string]string, len(m.Values))
-		for k, v := range m.Values {
+	out := make([]CDR, 0, len(entries))
+	for _, e := range entries {
+		f := make(map[string]string, len(e.Values))
+		for k, v := range e.Values {
 			f[k] = str(v)
 		}
 		r, err := recordFromFields(f)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, CDR{StreamID: m.ID, Record: *r})
+		out = append(out, CDR{StreamID: e.ID, Record: *r})
 	}
 	return out, nil
 }
 
-// CDR is one entry of the CDR stream: the record as it was when the call ended.
-type CDR struct {
-	StreamID string `json:"stream_id"`
-	Record
-}
-
-func isIn(s Status, set []Status) bool {
-	for _, x := range set {
-		if s == x {
-			return true
+// readShards reads up to count entries of the per-shard stream key(s),
+// after the cursor after, merged in order of (stream ID, shard). Entry IDs
+// in the result carry their shard ("id/shard").
+func (c *Client) readShards(ctx context.Context, key func(int) string, after string, count int64) ([]redis.XMessage, error) {
+	afterID, afterShard := "", -1
+	if after != "" {
+		afterID = after
+		if i := strings.LastIndexByte(after, '/'); i >= 0 {
+			afterID = after[:i]
+			afterShard, _ = strconv.Atoi(after[i+1:])
 		}
 	}
-	return false
+	type entry struct {
+		redis.XMessage
+		shard int
+	}
+	var all []entry
+	for s := range shards {
+		start := "-"
+		if afterID != "" {
+			// Shards up to the cursor's were read up to and including its
+			// ID; later shards not yet at that ID.
+			start = afterID
+			if s <= afterShard {
+				start = "(" + afterID
+			}
+		}
+		msgs, err := c.rdb.XRangeN(ctx, key(s), start, "+", count).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", key(s), err)
+		}
+		for _, m := range msgs {
+			all = append(all, entry{m, s})
+		}
+	}
+	slices.SortFunc(all, func(a, b entry) int {
+		if c := compareStreamIDs(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return a.shard - b.shard
+	})
+	if int64(len(all)) > count {
+		all = all[:count]
+	}
+	out := make([]redis.XMessage, len(all))
+	for i, e := range all {
+		out[i] = redis.XMessage{ID: e.ID + "/" + strconv.Itoa(e.shard), Values: e.Values}
+	}
+	return out, nil
+}
+
+// compareStreamIDs orders Redis stream IDs "ms-seq".
+func compareStreamIDs(a, b string) int {
+	am, as := splitStreamID(a)
+	bm, bs := splitStreamID(b)
+	if am != bm {
+		if am < bm {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case as < bs:
+		return -1
+	case as > bs:
+		return 1
+	}
+	return 0
+}
+
+func splitStreamID(id string) (ms, seq uint64) {
+	m, s, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(m, 10, 64)
+	seq, _ = strconv.ParseUint(s, 10, 64)
+	return ms, seq
 }

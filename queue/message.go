@@ -64,8 +64,9 @@ const (
 	StatusFailed        Status = "failed"         // our side failed: audio, config, no common codec, auth
 	StatusCanceled      Status = "canceled"       // canceled before dialing
 	StatusBlocked       Status = "blocked"        // refused by policy
-	StatusUnknown       Status = "unknown"        // the worker was lost after dialing; outcome not recorded, never redialled
+	StatusUnknown       Status = "unknown"        // the worker died before its INVITE was recorded; never redialled
 	StatusMediaTimeout  Status = "media_timeout"  // answered, then no RTP from the callee for call.media_timeout
+	StatusInterrupted   Status = "interrupted"    // answered or ringing, then hung up by another worker after its worker died
 )
 
 // Terminal reports whether no further state follows. StatusUnknown is
@@ -77,12 +78,6 @@ func (s Status) Terminal() bool {
 	}
 	return true
 }
-
-// inCall lists the states in which a call may have been placed.
-var inCall = []Status{StatusDialing, StatusRinging, StatusAnswered}
-
-// finishFrom lists the states a call outcome may be written over.
-var finishFrom = []Status{StatusDialing, StatusRinging, StatusAnswered, StatusUnknown}
 
 // Record is what Redis holds for a message: the message, its state and the
 // outcome of the call.

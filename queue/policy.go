@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/hibiken/asynq"
 )
 
 // This file is the hook through which compliance policy (package policy:
@@ -81,24 +79,6 @@ func (c *Client) admit(ctx context.Context, m *Message) (Decision, error) {
 	return d, nil
 }
 
-// policyOptions returns the asynq options a decision asks for.
-func policyOptions(d Decision) []asynq.Option {
-	if d.Verdict == Defer {
-		return []asynq.Option{asynq.ProcessAt(d.NotBefore)}
-	}
-	return nil
-}
-
-// afterEnqueue records a deferral's reason on the (still queued) record.
-func (c *Client) afterEnqueue(ctx context.Context, m Message, d Decision) error {
-	if d.Verdict != Defer {
-		return nil
-	}
-	_, _, err := c.store.transition(ctx, m.ID, []Status{StatusQueued}, StatusQueued,
-		map[string]string{"reason": d.Reason}, false)
-	return err
-}
-
 // releasePolicy undoes the policy's count for a message that was not enqueued.
 func (c *Client) releasePolicy(ctx context.Context, m Message) {
 	if c.opts.Policy != nil {
@@ -121,14 +101,13 @@ func (c *Client) CheckBeforeDial(ctx context.Context, m Message) error {
 	}
 	switch d.Verdict {
 	case Refuse:
-		if err := c.Abandon(ctx, m.ID, StatusBlocked, d.Reason); err != nil {
+		if err := c.Abandon(ctx, m.ID, "", StatusBlocked, d.Reason); err != nil {
 			return err
 		}
 		_ = c.opts.Policy.Release(ctx, m)
 		return &InputError{Code: d.Code, Msg: d.Reason}
 	case Defer:
-		if _, _, err := c.store.transition(ctx, m.ID, []Status{StatusQueued}, StatusQueued,
-			map[string]string{"reason": d.Reason}, false); err != nil {
+		if _, err := c.Apply(ctx, endOp(m.ID, []Status{StatusQueued}, StatusQueued, "", map[string]string{"reason": d.Reason})); err != nil {
 			return err
 		}
 		return &DeferError{Until: d.NotBefore, Reason: d.Reason}

@@ -2,70 +2,21 @@ package queue
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis key layout. Only this file knows it.
-const (
-	keyPrefix = "vms:"
-	cdrStream = keyPrefix + "cdr"
-	// cdrMaxLen bounds the CDR stream (approximate trimming); billing
-	// exports read it long before that.
-	cdrMaxLen = 10_000_000
-	// eventsMaxLen bounds one message's event stream.
-	eventsMaxLen = 100
-)
-
-func recordKey(id string) string { return keyPrefix + "msg:{" + id + "}" }
-func eventsKey(id string) string { return keyPrefix + "msg:{" + id + "}:events" }
-
 // ErrNotFound is returned for an unknown message ID.
 var ErrNotFound = errors.New("message not found")
 
-//go:embed transition.lua
-var transitionLua string
-
-var transitionScript = redis.NewScript(transitionLua)
-
 // store reads and writes message records.
 type store struct {
-	rdb       redis.UniversalClient
-	retention time.Duration
-}
-
-// create writes a new record in state queued unless one exists. It returns
-// false when the message ID is taken.
-func (s *store) create(ctx context.Context, m Message) (bool, error) {
-	msg, err := json.Marshal(m)
-	if err != nil {
-		return false, err
-	}
-	now := formatTime(m.EnqueuedAt)
-	ok, err := s.rdb.HSetNX(ctx, recordKey(m.ID), "message", msg).Result()
-	if err != nil || !ok {
-		return false, err
-	}
-	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, recordKey(m.ID), "status", string(StatusQueued), "attempt", 0, "updated_at", now)
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: eventsKey(m.ID), MaxLen: eventsMaxLen, Approx: true,
-		Values: []any{"status", string(StatusQueued), "at", now}})
-	pipe.PExpire(ctx, recordKey(m.ID), s.retention)
-	pipe.PExpire(ctx, eventsKey(m.ID), s.retention)
-	_, err = pipe.Exec(ctx)
-	return true, err
-}
-
-// remove deletes a record that could not be enqueued.
-func (s *store) remove(ctx context.Context, id string) error {
-	return s.rdb.Del(ctx, recordKey(id), eventsKey(id)).Err()
+	rdb redis.UniversalClient
 }
 
 // get reads a record.
@@ -78,37 +29,6 @@ func (s *store) get(ctx context.Context, id string) (*Record, error) {
 		return nil, fmt.Errorf("message %q: %w", id, ErrNotFound)
 	}
 	return recordFromFields(f)
-}
-
-// transition moves a record to state to if its current state is one of
-// from, setting fields and appending an event; with cdr it also appends the
-// record to the CDR stream, in the same atomic step. It returns the state
-// the record was in and whether the move happened.
-func (s *store) transition(ctx context.Context, id string, from []Status, to Status, fields map[string]string, cdr bool) (Status, bool, error) {
-	froms := make([]string, len(from))
-	for i, st := range from {
-		froms[i] = string(st)
-	}
-	now := formatTime(time.Now())
-	args := []any{strings.Join(froms, ","), string(to), s.retention.Milliseconds(), now, eventsMaxLen, cdrMaxLen}
-	if cdr {
-		args = append(args, 1)
-	} else {
-		args = append(args, 0)
-	}
-	fields["updated_at"] = now
-	for k, v := range fields {
-		args = append(args, k, v)
-	}
-	res, err := transitionScript.Run(ctx, s.rdb, []string{recordKey(id), eventsKey(id), cdrStream, stateChangeStream}, args...).Slice()
-	if err != nil {
-		return "", false, fmt.Errorf("message %s: move to %s: %w", id, to, err)
-	}
-	prev, _ := res[1].(string)
-	if prev == "" {
-		return "", false, fmt.Errorf("message %q: %w", id, ErrNotFound)
-	}
-	return Status(prev), res[0].(int64) == 1, nil
 }
 
 // resultFields turns the outcome part of a record into hash fields.
@@ -150,6 +70,20 @@ func recordFromFields(f map[string]string) (*Record, error) {
 	if err := json.Unmarshal([]byte(f["message"]), &r.Message); err != nil {
 		return nil, fmt.Errorf("record: corrupt message field: %w", err)
 	}
+	if err := outcomeFromFields(f, r); err != nil {
+		return nil, err
+	}
+	r.UpdatedAt = parseTime(f["updated_at"])
+	r.Callbacks = callbackStates(f)
+	if r.AppID == "" {
+		r.AppID = DefaultApp // records written before apps existed
+	}
+	return r, nil
+}
+
+// outcomeFromFields reads the state and outcome fields of a record hash,
+// a CDR or a final event into r.
+func outcomeFromFields(f map[string]string, r *Record) error {
 	r.Status = Status(f["status"])
 	r.Attempt, _ = strconv.Atoi(f["attempt"])
 	r.Reason = f["reason"]
@@ -167,19 +101,14 @@ func recordFromFields(f map[string]string) (*Record, error) {
 	r.EndedAt = parseTime(f["ended_at"])
 	r.BillableMS, _ = strconv.ParseInt(f["billable_ms"], 10, 64)
 	r.BillableMinutes, _ = strconv.Atoi(f["billable_minutes"])
-	r.UpdatedAt = parseTime(f["updated_at"])
 	if s := f["keys"]; s != "" {
 		if err := json.Unmarshal([]byte(s), &r.Keys); err != nil {
-			return nil, fmt.Errorf("record: corrupt keys field: %w", err)
+			return fmt.Errorf("record: corrupt keys field: %w", err)
 		}
 	}
 	r.Confirmed = f["confirmed"] == "true"
 	r.OptedOut = f["opted_out"] == "true"
-	r.Callbacks = callbackStates(f)
-	if r.AppID == "" {
-		r.AppID = DefaultApp // records written before apps existed
-	}
-	return r, nil
+	return nil
 }
 
 // boolField writes true as "true" and false as nothing.

@@ -118,7 +118,8 @@ type Slot struct {
 	once   sync.Once
 }
 
-// Acquire takes a channel slot of trunk t for member (the message ID) and a
+// Acquire takes a channel slot of trunk t for member (unique per delivery
+// of a message: a duplicate delivery must never free the winner's slot) and a
 // calls-per-second token, waiting up to wait for both without spinning: it
 // sleeps for the limiter's retry-after, and polls the semaphore with a
 // jittered backoff bounded by the earliest lease expiry. On success the slot
@@ -238,6 +239,16 @@ func (s *Slot) release() {
 	if err := s.l.rdb.ZRem(ctx, slotsKey(s.trunk), s.member).Err(); err != nil {
 		s.l.log.Warn("release channel slot; it frees itself when its lease ends", "trunk", s.trunk, "err", err)
 	}
+}
+
+// Member is the semaphore member that holds the slot: what a worker that
+// takes over a dead worker's call releases with ReleaseMember.
+func (s *Slot) Member() string { return s.member }
+
+// ReleaseMember frees the channel slot member holds on trunk (a dead
+// worker's, whose call was ended by another worker).
+func (l *Limits) ReleaseMember(ctx context.Context, trunk, member string) error {
+	return l.rdb.ZRem(ctx, slotsKey(trunk), member).Err()
 }
 
 // InUse returns how many channel slots of a trunk are held now.

@@ -112,7 +112,7 @@ func TestLimitsHoldAcrossWorkerProcesses(t *testing.T) {
 		yaml := fmt.Sprintf(`redis: {url: %q}
 sip: {listen: "udp://127.0.0.1:0"}
 rtp: {port_min: %d, port_max: %d}
-worker: {concurrency: 4, drain_timeout: 10s}
+worker: {concurrency: 4, drain_timeout: 10s, journal_dir: %q}
 call: {ring_timeout: 5s}
 routing: {limit_wait: 2s, channel_lease: 5s}
 tts: {cache_dir: %q}
@@ -124,7 +124,7 @@ trunks:
     codecs: [PCMU]
     max_channels: 3
     cps: 5
-`, srv.URL, 30000+p*200, 30000+p*200+199, cache, s.Addr())
+`, srv.URL, 30000+p*200, 30000+p*200+199, filepath.Join(dir, "journal"), cache, s.Addr())
 		if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}

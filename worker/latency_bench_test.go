@@ -41,6 +41,7 @@ func newLatencyRig(tb testing.TB, edit func(*config.Config)) *latencyRig {
 	cfg.TTS.CacheDir = cacheDir.Path(tb)
 	cfg.Call.RingTimeout = config.Duration(2 * time.Second)
 	cfg.Worker.DrainTimeout = config.Duration(10 * time.Second)
+	cfg.Worker.JournalDir = tb.TempDir()
 	cfg.Policy.DisableLimits() // the same numbers are called many times, at any hour
 	if edit != nil {
 		edit(cfg)

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,7 +36,7 @@ func (h *Handler) route(ctx context.Context, log *slog.Logger, m queue.Message) 
 			status = queue.StatusUnreachable
 		}
 		log.Error("message cannot be routed", "err", err)
-		if aerr := h.Queue.Abandon(ctx, m.ID, status, err.Error()); aerr != nil {
+		if aerr := h.Queue.Abandon(ctx, m.ID, h.Owner, status, err.Error()); aerr != nil {
 			return nil, nil, aerr
 		}
 		return nil, nil, fmt.Errorf("%v: %w", err, asynq.SkipRetry)
@@ -42,7 +44,7 @@ func (h *Handler) route(ctx context.Context, log *slog.Logger, m queue.Message) 
 	if err != nil {
 		return nil, nil, err
 	}
-	slot, err := h.Router.Limits.Acquire(ctx, trunks[0], m.ID, h.LimitWait)
+	slot, err := h.Router.Limits.Acquire(ctx, trunks[0], slotMember(m.ID), h.LimitWait)
 	if err != nil {
 		if sat, ok := routing.IsSaturated(err); ok {
 			log.Info("trunk saturated: message rescheduled", "trunk", sat.Trunk, "limit", sat.What, "retry_after", sat.RetryAfter)
@@ -66,7 +68,7 @@ func (h *Handler) dial(ctx context.Context, log *slog.Logger, m queue.Message, a
 	for i, tr := range trunks {
 		if i > 0 {
 			var err error
-			if slot, err = h.Router.Limits.Acquire(ctx, tr, m.ID, h.LimitWait); err != nil {
+			if slot, err = h.Router.Limits.Acquire(ctx, tr, slotMember(m.ID), h.LimitWait); err != nil {
 				res.Reason += fmt.Sprintf("; next trunk %s not tried: %v", tr.Name, err)
 				break
 			}
@@ -75,7 +77,7 @@ func (h *Handler) dial(ctx context.Context, log *slog.Logger, m queue.Message, a
 		res = h.Dialer.Call(ctx, telephony.CallRequest{
 			MessageID: m.ID, To: m.To, Trunk: tr.ForCall(m.To), Audio: msg.audio, Actions: msg.actions, Ack: msg.ack,
 			RingTimeout: h.RingTimeout, MaxDuration: h.MaxDuration, MediaTimeout: h.MediaTimeout,
-			Progress: &progress{q: h.Queue, id: m.ID, trunk: tr.Name, log: log},
+			Progress: &progress{h: h, id: m.ID, attempt: attempt, trunk: tr.Name, log: log},
 		})
 		slot.Release()
 		tries = append(tries, queue.Attempt{Attempt: attempt, Try: i + 1, Trunk: tr.Name, CallID: res.CallID,
@@ -84,7 +86,9 @@ func (h *Handler) dial(ctx context.Context, log *slog.Logger, m queue.Message, a
 			BillableMS: res.BillableMS})
 		log.Info("call ended", "trunk", tr.Name, "status", res.Status, "sip_code", res.SIPCode, "billable_ms", res.BillableMS,
 			"hung_up_by", res.HungUpBy, "call_id", res.CallID, "reason", res.Reason)
-		v := h.Router.Report(context.WithoutCancel(ctx), tr, res)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		v := h.Router.Report(rctx, tr, res)
+		cancel()
 		if !v.TryNextTrunk || ctx.Err() != nil || i == len(trunks)-1 {
 			break
 		}
@@ -118,6 +122,14 @@ func (h *Handler) dial(ctx context.Context, log *slog.Logger, m queue.Message, a
 		next = nil
 	}
 	return h.finish(m, attempt, used, res, tries, next)
+}
+
+// slotMember names one delivery's channel slot: unique, so that a
+// duplicate delivery of the same task never frees the winner's slot.
+func slotMember(id string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return id + "/" + hex.EncodeToString(b[:])
 }
 
 // codecs is every codec any trunk offers, for rendering.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +39,10 @@ type Worker struct {
 
 	// stopProbes ends the trunk OPTIONS probes started by Start (routing.go).
 	stopProbes func()
+	// background runs the journal replayer and the reaper (heartbeat,
+	// dead workers' calls, orphan sweep) until stopBackground.
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
 }
 
 // New builds a worker from the configuration. It binds the SIP socket but
@@ -77,6 +83,22 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 	pol := PolicyFor(cfg, rdb, log) // policy.go
 	pol.Templates().SetClipChecker(clips)
 	q := newQueueClient(cfg, rdb, pol)
+	fail := func(err error) (*Worker, error) {
+		_ = dialer.Close()
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	durability, err := queue.CheckDurability(dctx, rdb, cfg.Redis.Durability, cfg.Redis.DurabilityTimeout.D(), log)
+	cancel()
+	if err != nil {
+		return fail(err)
+	}
+	host, _ := os.Hostname()
+	owner := queue.NewWorkerID(host, os.Getpid())
+	jrnl, err := openJournal(cfg.Worker.JournalDir, owner, q, log)
+	if err != nil {
+		return fail(err)
+	}
 	h := &Handler{
 		Queue: q, Dialer: dialer, Renderer: renderer, Clips: clips, Templates: pol.Templates(),
 		Router:     NewRouter(cfg, rdb, trunks, dialer, log),
@@ -87,6 +109,7 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 			ConfirmText: cfg.Call.ConfirmText,
 			SegmentGap:  cfg.Audio.SegmentGap.D(), LanguageEngines: cfg.Audio.LanguageEngines},
 		RingTimeout: cfg.Call.RingTimeout.D(), MediaTimeout: cfg.Call.MediaTimeout.D(), MaxDuration: cfg.Call.MaxDuration.D(), Log: log,
+		Owner: owner, Durability: durability, Journal: jrnl,
 	}
 	w := &Worker{Handler: h, Dialer: dialer, log: log, drain: cfg.Worker.DrainTimeout.D()}
 	w.callCtx, w.cancelCall = context.WithCancel(context.Background())
@@ -158,15 +181,42 @@ func TrunkFromConfig(t config.Trunk) (telephony.Trunk, error) {
 	return tr, nil
 }
 
-// Start begins taking jobs.
+// Start replays the journals of workers that died on this journal_dir,
+// then begins taking jobs.
 func (w *Worker) Start() error {
+	h := w.Handler
+	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err := h.Journal.recover(rctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	bctx, stop := context.WithCancel(context.Background())
+	w.stopBackground = stop
+	rp := &reaper{q: h.Queue, self: h.Owner, limits: h.Router.Limits, dialer: w.Dialer, rec: h.Journal, log: w.log}
+	for _, run := range []func(context.Context){h.Journal.run, rp.run} {
+		w.background.Add(1)
+		go func() {
+			defer w.background.Done()
+			run(bctx)
+		}()
+	}
 	mux := asynq.NewServeMux()
 	mux.Handle(queue.TaskSend, asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		w.active.Add(1)
 		defer w.active.Add(-1)
-		return w.Handler.ProcessTask(ctx, t)
+		// The call runs on the worker's own context, not asynq's: asynq
+		// cancels a handler whose lease it could not extend (Redis out of
+		// reach), and a call in progress must play to its end then.
+		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		stop := context.AfterFunc(w.callCtx, cancel)
+		defer stop()
+		return h.ProcessTask(cctx, t)
 	}))
 	if err := w.server.Start(mux); err != nil {
+		w.stopBackground()
+		w.background.Wait()
 		return fmt.Errorf("start worker: %w", err)
 	}
 	w.startProbes()
@@ -195,6 +245,19 @@ func (w *Worker) Shutdown() {
 	if w.stopProbes != nil {
 		w.stopProbes()
 	}
+	// Give Redis a last chance at what waits in the journal; what stays is
+	// replayed by the next worker started on this journal_dir.
+	for deadline := time.Now().Add(hangupGrace); w.Handler.Journal.Pending() > 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if w.stopBackground != nil {
+		w.stopBackground()
+		w.background.Wait()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_ = w.Handler.Queue.StopBeating(ctx, w.Handler.Owner)
+	cancel()
+	w.Handler.Journal.close()
 	_ = w.Dialer.Close()
 }
 

@@ -5,6 +5,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,33 +74,54 @@ type Handler struct {
 	MediaTimeout time.Duration
 	MaxDuration  time.Duration
 	Log          *slog.Logger
+	// Owner names this worker process in the records of its calls (and
+	// its heartbeat); Durability is what a claim waits for; Journal
+	// keeps what Redis could not take.
+	Owner      string
+	Durability queue.Durability
+	Journal    *journal
 }
 
 // ProcessTask runs one message. A message with bad data is archived with its
 // reason (asynq.SkipRetry), never retried forever; only Redis errors are
 // returned for asynq to retry.
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	m, attempt, err := queue.DecodeTask(t.Payload())
-	if err != nil || m.ID == "" {
+	id, attempt, err := queue.DecodeTask(t.Payload())
+	if err != nil {
 		return fmt.Errorf("task payload is not a vms message (%v): %w", err, asynq.SkipRetry)
 	}
-	log := h.Log.With("message_id", m.ID, "to", queue.MaskNumber(m.To), "kind", m.Kind, "attempt", attempt)
-
-	rec, err := h.Queue.Get(ctx, m.ID)
-	if err != nil {
+	if n := h.Journal.Pending(); n > 0 {
+		// Redis is behind on this worker's calls: take no new ones until
+		// their records are in.
+		return &queue.DeferError{Until: time.Now().Add(time.Second), Reason: fmt.Sprintf("%d call records wait in the worker's journal", n)}
+	}
+	rec, err := h.Queue.Get(ctx, id)
+	if errors.Is(err, queue.ErrNotFound) {
+		return fmt.Errorf("message %s: its record expired or was never written: %w", id, asynq.SkipRetry)
+	} else if err != nil {
 		return fmt.Errorf("load record: %w", err)
 	}
-	if rec.Status != queue.StatusQueued || rec.Attempt != attempt-1 {
-		// A redelivery: let Claim settle what happened to the first delivery.
-		return h.claimOnly(ctx, log, m.ID, attempt)
+	m := rec.Message
+	log := h.Log.With("message_id", m.ID, "to", queue.MaskNumber(m.To), "kind", m.Kind, "attempt", attempt)
+	switch {
+	case rec.Status == queue.StatusQueued && rec.Attempt == attempt-1:
+	case !rec.Status.Terminal() && rec.Attempt == attempt-1:
+		// A redial task that runs while the previous attempt is in its call.
+		return fmt.Errorf("attempt %d runs before attempt %d was recorded; retrying later", attempt, attempt-1)
+	default:
+		// A redelivery (asynq is at-least-once): the record says what
+		// became of this attempt. A call still up belongs to its worker,
+		// or, if that worker died, to the reaper of a live one.
+		log.Info("redelivered task: not dialling again", "status", rec.Status, "record_attempt", rec.Attempt)
+		return nil
 	}
 
 	// Render before claiming, so a worker that dies while synthesizing
-	// leaves the message queued rather than unknown.
+	// leaves the message queued.
 	msg, err := h.render(ctx, m)
 	if err != nil {
 		log.Error("message cannot be played", "err", err)
-		if aerr := h.Queue.Abandon(ctx, m.ID, queue.StatusFailed, err.Error()); aerr != nil {
+		if aerr := h.Queue.Abandon(ctx, m.ID, h.Owner, queue.StatusFailed, err.Error()); aerr != nil {
 			return aerr
 		}
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
@@ -118,36 +140,19 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 
-	outcome, _, err := h.Queue.Claim(ctx, m.ID, attempt)
+	outcome, cur, err := h.Queue.Claim(ctx, m.ID, attempt, h.Owner, slot.Member(), h.Durability)
 	if err != nil {
 		slot.Release()
 		return fmt.Errorf("claim: %w", err)
 	}
 	if outcome != queue.Claimed {
+		// Another delivery won the claim: the slot this delivery took is
+		// its own member, so releasing it leaves the winner's alone.
 		slot.Release()
-		log.Warn("message was already handled; not dialling", "outcome", outcome)
-		if outcome == queue.AttemptNotDue {
-			return fmt.Errorf("attempt %d runs before attempt %d was recorded; retrying later", attempt, attempt-1)
-		}
+		log.Warn("message was claimed by another delivery; not dialling", "outcome", outcome, "status", cur.Status)
 		return nil
 	}
 	return h.dial(ctx, log, m, attempt, msg, trunks, slot)
-}
-
-func (h *Handler) claimOnly(ctx context.Context, log *slog.Logger, id string, attempt int) error {
-	outcome, rec, err := h.Queue.Claim(ctx, id, attempt)
-	if err != nil {
-		return fmt.Errorf("claim: %w", err)
-	}
-	if outcome == queue.AttemptNotDue {
-		return fmt.Errorf("attempt %d runs before attempt %d was recorded; retrying later", attempt, attempt-1)
-	}
-	if outcome == queue.Claimed {
-		// Cannot happen: the record was not queued a moment ago.
-		return h.Queue.Abandon(ctx, id, queue.StatusUnknown, "record changed state during redelivery; not dialled")
-	}
-	log.Warn("redelivered message not dialled again", "status", rec.Status)
-	return nil
 }
 
 // render returns the message's audio for each codec of the trunks, with the
@@ -233,8 +238,8 @@ func keyActions(t templates.Template) map[string]string {
 	return out
 }
 
-// finish writes the outcome. It runs on its own context: a worker that is
-// stopping must still record the calls it made.
+// finish writes the outcome through the journal: into Redis now, or as
+// soon as it answers. It never gives up on a call that was made.
 func (h *Handler) finish(m queue.Message, attempt int, trunk string, res telephony.Result, tries []queue.Attempt, next *queue.NextAttempt) error {
 	rec := &queue.Record{Message: m, Status: res.Status, Attempt: attempt, Reason: res.Reason,
 		Trunk: trunk, CallID: res.CallID, Codec: string(res.Codec),
@@ -242,43 +247,41 @@ func (h *Handler) finish(m queue.Message, attempt int, trunk string, res telepho
 		PlayedToEnd: res.PlayedToEnd, AudioMS: res.AudioMS,
 		InviteAt: res.InviteAt, RingingAt: res.RingingAt, AnsweredAt: res.AnsweredAt, EndedAt: res.EndedAt,
 		BillableMS: res.BillableMS, Keys: res.Keys, Confirmed: res.Confirmed, OptedOut: res.OptedOut}
-	var err error
-	for try := 0; try < 5; try++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = h.Queue.FinishAttempt(ctx, rec, tries, next)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	op, err := queue.FinishOp(h.Owner, rec, tries, next)
+	if err != nil {
+		return fmt.Errorf("record the outcome of call %s: %w: %w", res.CallID, err, asynq.SkipRetry)
 	}
-	// The redelivery will find the record in a call state and mark it
-	// unknown; it will not dial again.
-	return fmt.Errorf("record the outcome of call %s: %w", res.CallID, err)
+	h.Journal.record(op)
+	return nil
 }
 
-// progress writes a call's milestones to the record as they happen.
+// progress writes a call's milestones to the record as they happen, and
+// with them the dialog another worker needs to end the call should this
+// one die.
 type progress struct {
-	q     *queue.Client
-	id    string
-	trunk string
-	log   *slog.Logger
+	h       *Handler
+	id      string
+	attempt int
+	trunk   string
+	log     *slog.Logger
 }
 
-func (p *progress) write(f func(context.Context) error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		p.log.Warn("record call progress", "err", err)
-	}
+func (p *progress) write(to queue.Status, fields map[string]string) {
+	p.h.Journal.record(queue.ProgressOp(p.id, p.attempt, p.h.Owner, to, fields))
 }
 
-func (p *progress) InviteSent(at time.Time, callID string) {
-	p.write(func(ctx context.Context) error { return p.q.MarkInviteSent(ctx, p.id, at, p.trunk, callID) })
+func dialogField(d telephony.Dialog) string {
+	b, _ := json.Marshal(d)
+	return string(b)
+}
+
+func (p *progress) InviteSent(at time.Time, d telephony.Dialog) {
+	p.write(queue.StatusDialing, map[string]string{"invite_at": at.UTC().Format(time.RFC3339Nano), "trunk": p.trunk,
+		"call_id": d.CallID, "dialog": dialogField(d)})
 }
 func (p *progress) Ringing(at time.Time) {
-	p.write(func(ctx context.Context) error { return p.q.MarkRinging(ctx, p.id, at) })
+	p.write(queue.StatusRinging, map[string]string{"ringing_at": at.UTC().Format(time.RFC3339Nano)})
 }
-func (p *progress) Answered(at time.Time) {
-	p.write(func(ctx context.Context) error { return p.q.MarkAnswered(ctx, p.id, at) })
+func (p *progress) Answered(at time.Time, d telephony.Dialog) {
+	p.write(queue.StatusAnswered, map[string]string{"answered_at": at.UTC().Format(time.RFC3339Nano), "dialog": dialogField(d)})
 }

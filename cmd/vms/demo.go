@@ -13,6 +13,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/vms-project/vms/config"
 	"github.com/vms-project/vms/queue"
 	"github.com/vms-project/vms/telephony/sim"
 	"github.com/vms-project/vms/worker"
@@ -28,7 +29,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if os.Getenv("REDIS_URL") == "" {
+	embedded := os.Getenv("REDIS_URL") == ""
+	if embedded {
 		mr, err := miniredis.Run()
 		if err != nil {
 			return err
@@ -63,6 +65,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.Trunks = cfg.Trunks[:1]
 	cfg.Trunks[0].URI = "sip:" + s.Addr().String()
 	cfg.SIP.Listen = "udp://127.0.0.1:0"
+	cfg.Worker.JournalDir = filepath.Join(*recordDir, "journal")
+	if embedded {
+		// miniredis keeps nothing on disk: there is no durability to wait for.
+		cfg.Redis.Durability = config.DurabilityNone
+		fmt.Fprintln(stdout, "redis.durability: none — a claim is not on disk before its INVITE leaves (demo only)")
+	}
 	rdb, err := openRedis(ctx, cfg.Redis.URL)
 	if err != nil {
 		return err

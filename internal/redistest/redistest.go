@@ -38,7 +38,9 @@ func Start(t testing.TB) *Server {
 	sock := filepath.Join(dir, "redis.sock")
 	cmd := exec.Command(bin,
 		"--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+		// The durability workers demand by default (redis.durability aof):
+		// every write on disk before Redis replies.
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
