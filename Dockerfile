@@ -12,5 +12,5 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/vms /usr/local/bin/vms
 COPY configs/ /etc/vms/
-RUN mkdir -p /var/cache/vms/tts
+RUN mkdir -p /var/cache/vms/tts /var/lib/vms/journal
 ENTRYPOINT ["vms"]

@@ -105,44 +105,61 @@ type Report struct {
 	OptedOut  bool `json:"opted_out,omitempty"`
 }
 
-// NewReport builds the report of change from the message's record. A
-// non-final event carries only what was known at that point, even when the
-// record has moved on since.
+// NewReport builds the report of change. The outcome of a final event is
+// the one recorded with the change itself (a redial may have moved the
+// record on since); the message's own fields come from its record. A
+// non-final event carries only what was known at that point.
 func NewReport(ch queue.StateChange, rec *queue.Record) Report {
 	ev := EventName(ch.Status)
+	o := &ch.Outcome
+	if rec.Attempt == ch.Attempt {
+		// Milestones recorded by earlier changes of the same attempt.
+		o.InviteAt = orTime(o.InviteAt, rec.InviteAt)
+		o.RingingAt = orTime(o.RingingAt, rec.RingingAt)
+		if ev != EventRinging {
+			o.AnsweredAt = orTime(o.AnsweredAt, rec.AnsweredAt)
+		}
+	}
 	r := Report{EventID: EventID(ch.MessageID, ch.Status, ch.Attempt), Event: ev, MessageID: ch.MessageID,
 		AppID: rec.AppID, SessionContext: rec.SessionContext, Status: ch.Status, Final: ev == EventFinal,
 		Attempt: ch.Attempt, OccurredAt: ch.At, EnqueuedAt: rec.EnqueuedAt}
 	switch ev {
 	case EventFinal:
-		r.SIPCode, r.SIPReason, r.HungUpBy, r.PlayedToEnd = rec.SIPCode, rec.SIPReason, rec.HungUpBy, rec.PlayedToEnd
-		r.InviteAt, r.RingingAt, r.AnsweredAt, r.EndedAt = rec.InviteAt, rec.RingingAt, rec.AnsweredAt, rec.EndedAt
-		r.BillableMS, r.BillableMinutes = rec.BillableMS, rec.BillableMinutes
+		r.SIPCode, r.SIPReason, r.HungUpBy, r.PlayedToEnd = o.SIPCode, o.SIPReason, o.HungUpBy, o.PlayedToEnd
+		r.InviteAt, r.RingingAt, r.AnsweredAt, r.EndedAt = o.InviteAt, o.RingingAt, o.AnsweredAt, o.EndedAt
+		r.BillableMS, r.BillableMinutes = o.BillableMS, o.BillableMinutes
 		if ch.Status != queue.StatusCompleted {
-			r.FailureCause = rec.Reason
+			r.FailureCause = o.Reason
 		}
-		r.setKeys(rec)
+		r.setKeys(o)
 	case EventAnswered:
-		r.InviteAt, r.RingingAt, r.AnsweredAt = rec.InviteAt, rec.RingingAt, rec.AnsweredAt
+		r.InviteAt, r.RingingAt, r.AnsweredAt = o.InviteAt, o.RingingAt, o.AnsweredAt
 	case EventRinging:
-		r.InviteAt, r.RingingAt = rec.InviteAt, rec.RingingAt
+		r.InviteAt, r.RingingAt = o.InviteAt, o.RingingAt
 	}
 	return r
 }
 
+func orTime(a, b time.Time) time.Time {
+	if a.IsZero() {
+		return b
+	}
+	return a
+}
+
 // NewKeypressReport builds the keypress report of a final change, or
-// returns false when the call had no keys. The keys belong to the record's
-// attempt; a change of another attempt reports none. OccurredAt is when the
-// last key was pressed.
+// returns false when the call had no keys. OccurredAt is when the last key
+// was pressed.
 func NewKeypressReport(ch queue.StateChange, rec *queue.Record) (Report, bool) {
-	if EventName(ch.Status) != EventFinal || len(rec.Keys) == 0 || rec.Attempt != ch.Attempt {
+	o := &ch.Outcome
+	if EventName(ch.Status) != EventFinal || len(o.Keys) == 0 {
 		return Report{}, false
 	}
 	r := Report{EventID: KeypressEventID(ch.MessageID, ch.Attempt), Event: EventKeypress, MessageID: ch.MessageID,
-		AppID: rec.AppID, SessionContext: rec.SessionContext, Status: rec.Status, Attempt: ch.Attempt,
-		OccurredAt: rec.Keys[len(rec.Keys)-1].At, EnqueuedAt: rec.EnqueuedAt,
-		InviteAt: rec.InviteAt, RingingAt: rec.RingingAt, AnsweredAt: rec.AnsweredAt, EndedAt: rec.EndedAt}
-	r.setKeys(rec)
+		AppID: rec.AppID, SessionContext: rec.SessionContext, Status: ch.Status, Attempt: ch.Attempt,
+		OccurredAt: o.Keys[len(o.Keys)-1].At, EnqueuedAt: rec.EnqueuedAt,
+		InviteAt: o.InviteAt, RingingAt: o.RingingAt, AnsweredAt: o.AnsweredAt, EndedAt: o.EndedAt}
+	r.setKeys(o)
 	return r, true
 }
 
