@@ -248,32 +248,48 @@ type InFlight struct {
 }
 
 // InFlight lists every message some worker holds in a call, across all
-// shards.
+// shards, in two round trips (one per node in a cluster).
 func (c *Client) InFlight(ctx context.Context) ([]InFlight, error) {
-	var out []InFlight
+	pipe := c.rdb.Pipeline()
+	sets := make([]*redis.StringSliceCmd, shards)
 	for s := range shards {
-		ids, err := c.rdb.ZRange(ctx, inflightKey(s), 0, -1).Result()
-		if err != nil {
-			return nil, err
+		sets[s] = pipe.ZRange(ctx, inflightKey(s), 0, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	type member struct {
+		shard int
+		id    string
+		f     *redis.SliceCmd
+	}
+	var members []member
+	pipe = c.rdb.Pipeline()
+	for s, cmd := range sets {
+		for _, id := range cmd.Val() {
+			members = append(members, member{s, id, pipe.HMGet(ctx, recordKey(id), "status", "attempt", "owner")})
 		}
-		for _, id := range ids {
-			v, err := c.rdb.HMGet(ctx, recordKey(id), "status", "attempt", "owner").Result()
-			if err != nil {
-				return nil, err
-			}
-			f := InFlight{ID: id}
-			st, _ := v[0].(string)
-			f.Status = Status(st)
-			a, _ := v[1].(string)
-			f.Attempt, _ = strconv.Atoi(a)
-			f.Owner, _ = v[2].(string)
-			if st == "" {
-				// The record expired with the call: nothing to hang up.
-				c.rdb.ZRem(ctx, inflightKey(s), id)
-				continue
-			}
-			out = append(out, f)
+	}
+	if len(members) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]InFlight, 0, len(members))
+	for _, m := range members {
+		v := m.f.Val()
+		st, _ := v[0].(string)
+		if st == "" {
+			// The record expired with the call: nothing to hang up.
+			c.rdb.ZRem(ctx, inflightKey(m.shard), m.id)
+			continue
 		}
+		f := InFlight{ID: m.id, Status: Status(st)}
+		a, _ := v[1].(string)
+		f.Attempt, _ = strconv.Atoi(a)
+		f.Owner, _ = v[2].(string)
+		out = append(out, f)
 	}
 	return out, nil
 }

@@ -71,7 +71,9 @@ func (j *journal) record(op queue.Op) {
 	waiting := len(j.pending) > 0
 	j.mu.Unlock()
 	if !waiting {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		// Short: a call waits for this write (an outage's first op only;
+		// later ones go straight to the journal).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		res, err := j.q.Apply(ctx, op)
 		cancel()
 		if !transient(err) {

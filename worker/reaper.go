@@ -135,7 +135,7 @@ func (r *reaper) takeOver(ctx context.Context, c queue.InFlight) {
 	if err != nil || tk == nil {
 		return // gone, or another reaper was first
 	}
-	rec := &queue.Record{Message: queue.Message{ID: c.ID}, Attempt: c.Attempt, HungUpBy: "vms", AnsweredAt: tk.AnsweredAt}
+	rec := &queue.Record{Message: queue.Message{ID: c.ID}, Attempt: c.Attempt, HungUpBy: "caller", AnsweredAt: tk.AnsweredAt}
 	var d telephony.Dialog
 	if tk.Dialog == "" || json.Unmarshal([]byte(tk.Dialog), &d) != nil {
 		// The INVITE was not recorded as sent: whether it left is unknown.
