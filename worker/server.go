@@ -30,9 +30,10 @@ type Worker struct {
 	log     *slog.Logger
 	drain   time.Duration
 
-	// Handlers run on callCtx; cancelling it hangs up every call in
-	// progress. asynq's own shutdown timeout only requeues a task and leaves
-	// its handler running, which would place a second call elsewhere.
+	// Calls run on callCtx (not asynq's context, see Start); cancelling it
+	// hangs up every call in progress, which is then recorded and its task
+	// completed. asynq's own shutdown timeout would only requeue a task and
+	// leave its handler running.
 	callCtx    context.Context
 	cancelCall context.CancelFunc
 	active     atomic.Int64
@@ -114,7 +115,6 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 	w := &Worker{Handler: h, Dialer: dialer, log: log, drain: cfg.Worker.DrainTimeout.D()}
 	w.callCtx, w.cancelCall = context.WithCancel(context.Background())
 	w.server = asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		BaseContext:       func() context.Context { return w.callCtx },
 		Concurrency:       cfg.Worker.Concurrency,
 		Queues:            queue.Queues,
 		TaskCheckInterval: cfg.Worker.PollInterval.D(),
