@@ -845,18 +845,23 @@ func (r *Receiver) Rejections() []string {
 // LongText played -playTimes times) to number through POST /v1/calls/tts.
 func (s *Stack) SendTTS(t testing.TB, number string, playTimes int) *queue.Record {
 	t.Helper()
-	tmpl := Template
-	if playTimes < 0 {
-		tmpl, playTimes = LongText, -playTimes
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	rec, err := s.Client.SendTTS(ctx, api.TTSCall{To: number, TemplateID: tmpl, Params: []string{"Alex"}, PlayTimes: playTimes,
-		SessionContext: "e2e:" + t.Name()})
+	rec, err := s.Client.SendTTS(ctx, ttsCall(number, playTimes, ""))
 	if err != nil {
 		t.Fatalf("POST /v1/calls/tts to %s: %v", number, err)
 	}
 	return rec
+}
+
+// ttsCall is the request SendTTS makes (playTimes < 0: LongText).
+func ttsCall(number string, playTimes int, id string) api.TTSCall {
+	tmpl := Template
+	if playTimes < 0 {
+		tmpl, playTimes = LongText, -playTimes
+	}
+	return api.TTSCall{To: number, TemplateID: tmpl, Params: []string{"Alex"}, PlayTimes: playTimes,
+		MessageID: id, SessionContext: "e2e"}
 }
 
 // SendCode sends a verification code call through POST /v1/calls/code.
@@ -901,6 +906,21 @@ func (s *Stack) StatusCLI(t testing.TB, id string) *queue.Record {
 	out, errOut, code := s.Vms(t, "status", id, "--json")
 	if code != 0 {
 		t.Fatalf("vms status %s: exit %d: %s", id, code, errOut)
+	}
+	var rec queue.Record
+	if err := json.Unmarshal([]byte(out), &rec); err != nil {
+		t.Fatalf("vms status --json: %v: %s", err, out)
+	}
+	return &rec
+}
+
+// WaitTerminalCLI waits with `vms status ID --wait` (any app, Redis
+// directly) until the message is terminal.
+func (s *Stack) WaitTerminalCLI(t testing.TB, id string, timeout time.Duration) *queue.Record {
+	t.Helper()
+	out, errOut, code := s.Vms(t, "status", id, "--wait", timeout.String(), "--json")
+	if code != 0 {
+		t.Fatalf("vms status %s --wait %s: exit %d: %s%s", id, timeout, code, errOut, out)
 	}
 	var rec queue.Record
 	if err := json.Unmarshal([]byte(out), &rec); err != nil {
@@ -1151,6 +1171,11 @@ func compareCallbacks(want []expectedEvent, got []Callback) []string {
 func (s *Stack) CheckInvites(t testing.TB, number string, want int) {
 	t.Helper()
 	calls := s.Sim.CallsTo(number)
+	// A summary is written just after the call ends; give it a moment.
+	for deadline := time.Now().Add(3 * time.Second); len(calls) < want && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		calls = s.Sim.CallsTo(number)
+	}
 	if len(calls) != want {
 		var desc []string
 		for _, c := range calls {
