@@ -57,8 +57,7 @@ func TestCallbacksEndToEnd(t *testing.T) {
 				t.Errorf("carrier: hung up by %q after %d ms; our record bills %d ms", c.HungUpBy, c.DurationMS, rec.BillableMS)
 			}
 		}
-		s.CheckCallbacks(t, rec)
-		s.CheckCallbacks(t, cli)
+		s.CheckCallbacks(t, rec, cli)
 		s.CheckCDRs(t, []*queue.Record{rec, cli})
 		s.CheckReconcile(t)
 	})
@@ -115,8 +114,7 @@ func TestCallbacksEndToEnd(t *testing.T) {
 		}
 		s.CheckInvites(t, numUnavailable, 1)
 		s.CheckInvites(t, numNotFound, 1)
-		s.CheckCallbacks(t, unavail)
-		s.CheckCallbacks(t, notFound)
+		s.CheckCallbacks(t, unavail, notFound)
 		s.CheckCDRs(t, []*queue.Record{unavail, notFound})
 	})
 
@@ -179,7 +177,7 @@ func TestCallbacksEndToEnd(t *testing.T) {
 		} else {
 			t.Logf("carrier got BYE %s after the kill", c.EndedAt.Sub(killedAt).Round(time.Millisecond))
 		}
-		got, err := s.TryWaitRecord(rec.ID, 150*time.Second, func(r *queue.Record) bool { return r.Status.Terminal() })
+		got, err := s.TryWaitRecord(rec.ID, 150*time.Second, func(r *queue.Record) bool { return Terminal(r.Status) })
 		if err != nil {
 			t.Fatalf("message %s: %v", rec.ID, err)
 		}

@@ -981,10 +981,32 @@ func (s *Stack) TryWaitRecord(id string, timeout time.Duration, cond func(*queue
 	}
 }
 
+// Terminal reports whether a status is a known terminal one: the empty
+// status (a record without its state) is not.
+func Terminal(st queue.Status) bool { return st != "" && st.Terminal() }
+
 // WaitTerminal waits until the message is in a terminal state.
 func (s *Stack) WaitTerminal(t testing.TB, id string, timeout time.Duration) *queue.Record {
 	t.Helper()
-	return s.WaitRecord(t, id, timeout, "a terminal state", func(r *queue.Record) bool { return r.Status.Terminal() })
+	return s.WaitRecord(t, id, timeout, "a terminal state", func(r *queue.Record) bool { return Terminal(r.Status) })
+}
+
+// History returns the states a message went through, oldest first, from its
+// event stream (vms:msg:{ID}:events, an internal of queue/).
+func (s *Stack) History(t testing.TB, id string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msgs, err := s.Redis.Client().XRange(ctx, "vms:msg:{"+id+"}:events", "-", "+").Result()
+	if err != nil {
+		t.Fatalf("read the events of %s: %v", id, err)
+	}
+	var out []string
+	for _, m := range msgs {
+		st, _ := m.Values["status"].(string)
+		out = append(out, st)
+	}
+	return out
 }
 
 // WaitStatus waits until the message is in one of the states.
@@ -1083,28 +1105,35 @@ func ExpectedCallbacks(rec *queue.Record) []expectedEvent {
 	return out
 }
 
-// CheckCallbacks waits (up to 20 s) until the receiver has exactly the
-// callbacks ExpectedCallbacks(rec) lists — each event once by event_id,
-// redeliveries of the same event_id allowed — and reports every difference.
-func (s *Stack) CheckCallbacks(t testing.TB, rec *queue.Record) {
+// CheckCallbacks waits (up to 20 s for all of them) until the receiver has
+// exactly the callbacks ExpectedCallbacks lists for each record — each event
+// once by event_id, redeliveries of the same event_id allowed — and reports
+// every difference.
+func (s *Stack) CheckCallbacks(t testing.TB, recs ...*queue.Record) {
 	t.Helper()
-	want := ExpectedCallbacks(rec)
-	var problems []string
+	problems := make([][]string, len(recs))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		problems = compareCallbacks(want, s.Receiver.Events(rec.ID))
-		if len(problems) == 0 || time.Now().After(deadline) {
+		bad := false
+		for i, rec := range recs {
+			problems[i] = compareCallbacks(ExpectedCallbacks(rec), s.Receiver.Events(rec.ID))
+			bad = bad || len(problems[i]) > 0
+		}
+		if !bad || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if len(problems) > 0 {
+	for i, rec := range recs {
+		if len(problems[i]) == 0 {
+			continue
+		}
 		var got []string
 		for _, c := range s.Receiver.Events(rec.ID) {
 			got = append(got, c.String())
 		}
 		t.Errorf("message %s (%s, attempt %d, billable %d ms): callbacks differ from the record:\n  - %s\n  received: %s",
-			rec.ID, rec.Status, rec.Attempt, rec.BillableMS, strings.Join(problems, "\n  - "), strings.Join(got, ", "))
+			rec.ID, rec.Status, rec.Attempt, rec.BillableMS, strings.Join(problems[i], "\n  - "), strings.Join(got, ", "))
 	}
 }
 
@@ -1360,8 +1389,8 @@ func (s *Stack) CheckFaultInvariants(t testing.TB, ids []string, maxInvites int)
 	recs := s.Records(t, ids)
 	byNumber := map[string]int{}
 	for _, r := range recs {
-		if !r.Status.Terminal() {
-			t.Errorf("message %s is %s, not terminal (reason %q)", r.ID, r.Status, r.Reason)
+		if !Terminal(r.Status) {
+			t.Errorf("message %s is %q, not terminal (reason %q)", r.ID, r.Status, r.Reason)
 		}
 		byNumber[r.To] = 0
 	}
@@ -1377,9 +1406,7 @@ func (s *Stack) CheckFaultInvariants(t testing.TB, ids []string, maxInvites int)
 		}
 	}
 	s.CheckCDRs(t, recs)
-	for _, r := range recs {
-		s.CheckCallbacks(t, r)
-	}
+	s.CheckCallbacks(t, recs...)
 	return recs
 }
 
