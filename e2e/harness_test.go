@@ -189,7 +189,7 @@ func baseConfig(s *Stack, redisURL string, apiPort int) map[string]any {
 			map[string]any{"id": Template, "name": "e2e notice", "kind": "notify", "language": "en", "status": "approved",
 				"text": "Hello {1}, this is a short notice.", "params": []any{map[string]any{"as": "text", "max_len": 20}}},
 			map[string]any{"id": LongText, "name": "e2e long notice", "kind": "notify", "language": "en", "status": "approved",
-				"text": "Hello {1}. This notice is longer, so that the call stays up for several seconds while the test does its work.",
+				"text":   "Hello {1}. This notice is longer, so that the call stays up for several seconds while the test does its work.",
 				"params": []any{map[string]any{"as": "text", "max_len": 20}}},
 		},
 		"api": map[string]any{
