@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,11 +38,15 @@ type RedisProxy struct {
 	conns map[net.Conn]struct{}
 	log   []string
 	wg    sync.WaitGroup
+	// Trace, when set before traffic, is called with every command and the
+	// type byte of its reply ('-' error...).
+	Trace func(cmd []string, reply byte)
 }
 
 // Rule says which replies to drop.
 type Rule struct {
-	// Command is the command name, case-insensitive ("EVALSHA", "HSETNX").
+	// Command is the command name, case-insensitive ("EVALSHA", "HSETNX"),
+	// or several separated by commas ("EVALSHA,EVAL").
 	Command string
 	// Match, when set, must also accept the command's arguments (args[0]
 	// is the command name), e.g. to pick scripts by their first key.
@@ -72,7 +77,9 @@ func (r *Rule) String() string {
 
 // take reports whether the rule drops the reply to cmd (and counts it).
 func (r *Rule) take(cmd []string, errReply bool) bool {
-	if len(cmd) == 0 || !strings.EqualFold(cmd[0], r.Command) {
+	if len(cmd) == 0 || !slices.ContainsFunc(strings.Split(r.Command, ","), func(c string) bool {
+		return strings.EqualFold(strings.TrimSpace(c), cmd[0])
+	}) {
 		return false
 	}
 	if r.SkipErrors && errReply {
@@ -256,6 +263,9 @@ func (pc *proxyConn) replies() {
 			pc.pending = pc.pending[1:]
 		}
 		pc.mu.Unlock()
+		if cmd != nil && pc.p.Trace != nil {
+			pc.p.Trace(cmd, typ)
+		}
 		if cmd != nil && pc.drop(cmd, typ == '-' || typ == '!') {
 			return // the caller closes both connections
 		}
