@@ -1405,8 +1405,14 @@ func (s *Stack) CheckFaultInvariants(t testing.TB, ids []string, maxInvites int)
 			t.Errorf("carrier saw %d INVITEs to %s (at most %d allowed): a second call", k, n, maxInvites)
 		}
 	}
-	s.CheckCDRs(t, recs)
-	s.CheckCallbacks(t, recs...)
+	var done []*queue.Record
+	for _, r := range recs {
+		if Terminal(r.Status) { // a record still pending has no final events to compare
+			done = append(done, r)
+		}
+	}
+	s.CheckCDRs(t, done)
+	s.CheckCallbacks(t, done...)
 	return recs
 }
 
