@@ -116,6 +116,7 @@ func StartStack(t testing.TB, opts Options) *Stack {
 	}
 	s := &Stack{T: t, Dir: dir, Opts: opts, Started: time.Now()}
 	t.Cleanup(s.dumpLogsOnFailure) // registered first: runs after every process is stopped
+	t.Cleanup(s.checkRaces)
 	s.Receiver = startReceiver(t, map[string][]byte{AppID: appKey, CLIApp: cliKey})
 	s.Redis = startRedis(s)
 	redisAddr := s.Redis.Addr
@@ -447,6 +448,19 @@ func (s *Stack) Vms(t testing.TB, args ...string) (string, string, int) {
 		t.Fatalf("vms %s: %v", strings.Join(full, " "), err)
 	}
 	return out.String(), errb.String(), code
+}
+
+// checkRaces fails the test when a race-built child reported a data race.
+func (s *Stack) checkRaces() {
+	s.mu.Lock()
+	procs := append([]*Proc(nil), s.procs...)
+	s.mu.Unlock()
+	for _, p := range procs {
+		if log := p.Log(); strings.Contains(log, "WARNING: DATA RACE") {
+			i := strings.Index(log, "WARNING: DATA RACE")
+			s.T.Errorf("%s (pid %d) reported a data race:\n%s", p.Name, p.PID(), tail(log[i:], 40))
+		}
+	}
 }
 
 func (s *Stack) dumpLogsOnFailure() {
