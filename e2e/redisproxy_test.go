@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // RedisProxy is a TCP proxy between vms processes and Redis that parses RESP
@@ -354,4 +357,61 @@ func readRESP(br *bufio.Reader, raw *bytes.Buffer, args *[]string, depth int) (b
 		return '+', nil
 	}
 	return 0, fmt.Errorf("resp: unknown type %q", typ)
+}
+
+// TestRedisProxy checks the proxy itself: replies pair with commands
+// (pipelines, RESP3, pub/sub passthrough) and a rule loses exactly the reply
+// it names while the command still runs.
+func TestRedisProxy(t *testing.T) {
+	t.Parallel()
+	s := &Stack{T: t, Dir: t.TempDir()}
+	r := startRedis(s)
+	hsetnx := &Rule{Command: "HSETNX"}
+	evalErr := &Rule{Command: "EVALSHA", SkipErrors: true}
+	p := StartRedisProxy(t, r.Addr, hsetnx, evalErr)
+	c := redis.NewClient(&redis.Options{Addr: p.Addr, MaxRetries: -1, Protocol: 3})
+	defer c.Close()
+	ctx := context.Background()
+
+	pipe := c.Pipeline()
+	pipe.Set(ctx, "a", "1", 0)
+	pipe.HSet(ctx, "h", "f", "v")
+	get := pipe.Get(ctx, "a")
+	hgetall := pipe.HGetAll(ctx, "h")
+	if _, err := pipe.Exec(ctx); err != nil || get.Val() != "1" || hgetall.Val()["f"] != "v" {
+		t.Fatalf("pipeline through the proxy: %v %q %v", err, get.Val(), hgetall.Val())
+	}
+	sub := c.Subscribe(ctx, "ch")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, "ch", "hello").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sub.ReceiveMessage(ctx); err != nil || m.Payload != "hello" {
+		t.Fatalf("pub/sub through the proxy: %v %v", m, err)
+	}
+
+	// A NOSCRIPT error is let through (SkipErrors); go-redis then EVALs.
+	script := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+	if n, err := script.Run(ctx, c, []string{"n"}).Int(); err != nil || n != 1 {
+		t.Fatalf("script: %d, %v", n, err)
+	}
+	// Now loaded: the EVALSHA's reply is lost, the INCR happened.
+	if err := script.Run(ctx, c, []string{"n"}).Err(); err == nil {
+		t.Fatal("EVALSHA: the reply should have been lost")
+	}
+	if err := c.HSetNX(ctx, "k", "f", "v").Err(); err == nil {
+		t.Fatal("HSETNX: the reply should have been lost")
+	}
+	if ok, err := c.HSetNX(ctx, "k", "f", "w").Result(); err != nil || ok {
+		t.Fatalf("second HSETNX: %v %v (want false: the first one ran)", ok, err)
+	}
+	if n, _ := r.Client().Get(ctx, "n").Int(); n != 2 {
+		t.Errorf("n = %d, want 2 (the lost EVALSHA ran)", n)
+	}
+	if hsetnx.Fired() != 1 || evalErr.Fired() != 1 {
+		t.Errorf("rules fired %d and %d times, want 1 each", hsetnx.Fired(), evalErr.Fired())
+	}
 }
