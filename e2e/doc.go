@@ -24,10 +24,15 @@
 //
 // The harness (harness_test.go, redisproxy_test.go) is meant to be extended:
 // StartStack with Options (scenarios per number, config overrides by dotted
-// key, workers, Redis through a proxy), Stack.StartWorker / Proc.Kill /
-// Proc.Term, Redis.Kill / Restart / Freeze, Sim.Calls / CallsTo / WaitCall /
-// Flush, Receiver.Events / Unsigned, Stack.SendTTS / SendCode / SendCLI /
-// Get / WaitRecord / WaitTerminal / Cancel, Stack.CheckCallbacks,
-// Stack.CheckInvites, Stack.CheckCDRs, Stack.Reconcile and RedisProxy with
-// Rules.
+// key, workers, Redis through a proxy, no API); Stack.StartWorker /
+// StartAPI, Proc.Kill / Term / Signal / WaitLog; Redis.Kill / Restart /
+// DownFor / Freeze / Thaw / FreezeFor / Client; Sim.Calls / CallsTo /
+// WaitCall / Flush / Stop; Receiver.Events / All / Unsigned; Stack.SendTTS /
+// SendCode / SendCLI / Get / StatusCLI / WaitRecord / TryWaitRecord /
+// WaitStatus / WaitTerminal / WaitTerminalCLI / Cancel / History / Vms;
+// checks Stack.CheckCallbacks (ExpectedCallbacks), CheckInvites, CheckCDRs
+// (CDRs, BillingReport), Reconcile / CheckReconcile, CheckFaultInvariants;
+// RedisProxy (StartRedisProxy, Add, Log, Trace) with Rules (Command, Match,
+// SkipErrors, Times; Fired, Dropped). A child process built with -race that
+// reports a data race fails its test.
 package e2e
