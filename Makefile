@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/vms
 PKGS    := ./...
 
-.PHONY: all build demo test vet bench deps-demo deps-test compose-check clean
+.PHONY: all build demo test test-faults vet bench deps-demo deps-test compose-check clean
 
 all: build
 
@@ -27,6 +27,11 @@ test: deps-test
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# The fault tests of the black-box e2e package alone: real processes killed,
+# Redis killed and cut off, replies lost (e2e/, also part of make test).
+test-faults: deps-test
+	$(GO) test -run TestFaults ./e2e/
 
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

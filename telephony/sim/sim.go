@@ -203,7 +203,10 @@ func Start(ctx context.Context, cfg Config) (*Simulator, error) {
 			return nil, err
 		}
 	}
+	// Under mu: the AfterFunc goroutine's Close reads it (a data race otherwise).
+	s.mu.Lock()
 	s.stopWatch = context.AfterFunc(ctx, func() { _ = s.Close() })
+	s.mu.Unlock()
 
 	log.Info("carrier-sim listening", "addr", addr.String())
 	return s, nil
@@ -414,10 +417,13 @@ func snapshots(calls []*call) []CallRecord {
 // once.
 func (s *Simulator) Close() error {
 	s.closeOnce.Do(func() {
-		s.stopWatch()
 		s.mu.Lock()
+		stop := s.stopWatch
 		s.closed = true
 		s.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
 		s.cancel()
 		s.handlers.Wait()
 
