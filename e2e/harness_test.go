@@ -1005,22 +1005,25 @@ func (s *Stack) WaitTerminal(t testing.TB, id string, timeout time.Duration) *qu
 	return s.WaitRecord(t, id, timeout, "a terminal state", func(r *queue.Record) bool { return Terminal(r.Status) })
 }
 
-// History returns the states a message went through, oldest first, from its
-// event stream (vms:msg:{ID}:events, an internal of queue/).
+// History returns the states a message went through, oldest first, as
+// `vms status --json` shows them.
 func (s *Stack) History(t testing.TB, id string) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	msgs, err := s.Redis.Client().XRange(ctx, "vms:msg:{"+id+"}:events", "-", "+").Result()
-	if err != nil {
-		t.Fatalf("read the events of %s: %v", id, err)
+	out, errOut, code := s.Vms(t, "status", id, "--json")
+	if code != 0 {
+		t.Fatalf("vms status %s: exit %d: %s", id, code, errOut)
 	}
-	var out []string
-	for _, m := range msgs {
-		st, _ := m.Values["status"].(string)
-		out = append(out, st)
+	var rec struct {
+		Events []queue.Event `json:"events"`
 	}
-	return out
+	if err := json.Unmarshal([]byte(out), &rec); err != nil {
+		t.Fatalf("vms status --json: %v\n%s", err, out)
+	}
+	var states []string
+	for _, ev := range rec.Events {
+		states = append(states, string(ev.Status))
+	}
+	return states
 }
 
 // WaitStatus waits until the message is in one of the states.
@@ -1238,28 +1241,30 @@ type CDR struct {
 	CallID     string
 }
 
-// CDRs reads the raw CDR stream (vms:cdr) from Redis: every entry, also the
-// ones billing deduplicates (an unknown later replaced by the real outcome).
+// CDRs reads every CDR entry (also the ones billing later supersedes)
+// through queue.Client, the module's own reader of the CDR streams.
 func (s *Stack) CDRs(t testing.TB) []CDR {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	msgs, err := s.Redis.Client().XRange(ctx, "vms:cdr", "-", "+").Result()
-	if err != nil {
-		t.Fatalf("read vms:cdr: %v", err)
-	}
+	q := queue.NewClient(s.Redis.Client(), queue.Options{})
+	defer q.Close()
 	var out []CDR
-	for _, m := range msgs {
-		f := func(k string) string { v, _ := m.Values[k].(string); return v }
-		var msg struct {
-			ID string `json:"id"`
+	after := ""
+	for {
+		page, err := q.CDRs(ctx, after, 1000)
+		if err != nil {
+			t.Fatalf("read the CDRs: %v", err)
 		}
-		_ = json.Unmarshal([]byte(f("message")), &msg)
-		att, _ := strconv.Atoi(f("attempt"))
-		ms, _ := strconv.ParseInt(f("billable_ms"), 10, 64)
-		out = append(out, CDR{StreamID: m.ID, MessageID: msg.ID, Attempt: att, Status: f("status"), BillableMS: ms, CallID: f("call_id")})
+		for _, c := range page {
+			out = append(out, CDR{StreamID: c.StreamID, MessageID: c.ID, Attempt: c.Attempt, Status: string(c.Status),
+				BillableMS: c.BillableMS, CallID: c.CallID})
+			after = c.StreamID
+		}
+		if len(page) < 1000 {
+			return out
+		}
 	}
-	return out
 }
 
 // BillingReport runs `vms billing report --format json`.
@@ -1320,7 +1325,7 @@ func (s *Stack) CheckCDRs(t testing.TB, recs []*queue.Record) {
 				t.Errorf("message %s attempt %d: CDR bills %d ms, the record %d", r.ID, a, c.BillableMS, v.billableMS)
 			}
 			if count[k] > 1 {
-				t.Logf("note: message %s attempt %d has %d CDR entries in vms:cdr (billing counts the last)", r.ID, a, count[k])
+				t.Logf("note: message %s attempt %d has %d CDR entries (billing counts the last)", r.ID, a, count[k])
 			}
 		}
 		for k := range count {

@@ -298,9 +298,7 @@ func (c *Client) Watch(ctx context.Context, id string, fn func(Event)) (*Record,
 		for _, s := range res {
 			for _, msg := range s.Messages {
 				last = msg.ID
-				ev := Event{MessageID: id, Status: Status(str(msg.Values["status"])),
-					At: parseTime(str(msg.Values["at"])), Reason: str(msg.Values["reason"])}
-				fmt.Sscan(str(msg.Values["sip_code"]), &ev.SIPCode)
+				ev := eventOf(id, msg)
 				if fn != nil {
 					fn(ev)
 				}
@@ -317,6 +315,33 @@ func (c *Client) Watch(ctx context.Context, id string, fn func(Event)) (*Record,
 			}
 		}
 	}
+}
+
+// Events returns every state change of a message, oldest first (the
+// message's event stream, bounded to its last 100).
+func (c *Client) Events(ctx context.Context, id string) ([]Event, error) {
+	msgs, err := c.rdb.XRange(ctx, eventsKey(id), "-", "+").Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 {
+		if _, err := c.store.get(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, eventOf(id, m))
+	}
+	return out, nil
+}
+
+func eventOf(id string, m redis.XMessage) Event {
+	ev := Event{MessageID: id, Status: Status(str(m.Values["status"])), At: parseTime(str(m.Values["at"])),
+		Reason: str(m.Values["reason"])}
+	ev.Attempt, _ = strconv.Atoi(str(m.Values["attempt"]))
+	ev.SIPCode, _ = strconv.Atoi(str(m.Values["sip_code"]))
+	return ev
 }
 
 func str(v any) string {

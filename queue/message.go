@@ -130,6 +130,7 @@ func BillableMinutes(ms int64) int {
 type Event struct {
 	MessageID string    `json:"message_id"`
 	Status    Status    `json:"status"`
+	Attempt   int       `json:"attempt"`
 	At        time.Time `json:"at"`
 	SIPCode   int       `json:"sip_code,omitempty"`
 	Reason    string    `json:"reason,omitempty"`

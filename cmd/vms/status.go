@@ -55,7 +55,28 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	printRecord(stdout, rec, *asJSON)
+	events, err := q.Events(ctx, id)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, struct {
+			*queue.Record
+			Events []queue.Event `json:"events"`
+		}{rec, events})
+	}
+	printRecord(stdout, rec, false)
+	fmt.Fprintln(stdout, "history")
+	for _, ev := range events {
+		fmt.Fprintf(stdout, "  %s  attempt %d  %s", ev.At.Format("2006-01-02T15:04:05.000Z07:00"), ev.Attempt, ev.Status)
+		if ev.SIPCode != 0 {
+			fmt.Fprintf(stdout, " (SIP %d)", ev.SIPCode)
+		}
+		if ev.Reason != "" {
+			fmt.Fprintf(stdout, ": %s", ev.Reason)
+		}
+		fmt.Fprintln(stdout)
+	}
 	return nil
 }
 
