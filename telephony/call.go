@@ -50,10 +50,20 @@ const (
 
 // Progress receives a call's milestones. Its methods are called from the
 // call's goroutine and should return quickly.
+//
+// The Dialog given lets another Dialer end the call if this process dies
+// (EndDialog): store the latest one. InviteSent's has no remote tag
+// (EndDialog would CANCEL); Answered's is complete (EndDialog sends BYE).
 type Progress interface {
-	InviteSent(at time.Time, callID string)
+	// InviteSent is called when the INVITE has left, and again with the
+	// same time when a digest challenge made us send it anew (new branch
+	// and CSeq: only the newest Dialog cancels it). sipgo has no hook at
+	// that resend, so the new Dialog comes with the first response to it
+	// (100 Trying, usually within a round trip).
+	InviteSent(at time.Time, d Dialog)
 	Ringing(at time.Time)
-	Answered(at time.Time)
+	// Answered is called once the 2xx has been ACKed.
+	Answered(at time.Time, d Dialog)
 }
 
 // Result is how a call ended.
@@ -148,8 +158,9 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 	}
 	res.InviteAt = time.Now() // the INVITE has left
 	defer dlg.Close()
+	sentBranch := viaBranch(dlg.InviteRequest)
 	if req.Progress != nil {
-		req.Progress.InviteSent(res.InviteAt, callID)
+		req.Progress.InviteSent(res.InviteAt, dialogOf(dlg.InviteRequest, nil, req.Trunk))
 	}
 	log.Debug("INVITE sent")
 
@@ -163,6 +174,13 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 		OnResponse: func(r *sip.Response) error {
 			now := time.Now()
 			responded = true
+			if b := viaBranch(dlg.InviteRequest); b != sentBranch {
+				// WaitAnswer sent the INVITE again with credentials.
+				sentBranch = b
+				if req.Progress != nil {
+					req.Progress.InviteSent(res.InviteAt, dialogOf(dlg.InviteRequest, nil, req.Trunk))
+				}
+			}
 			if (r.StatusCode == 180 || r.StatusCode == 183) && res.RingingAt.IsZero() {
 				res.RingingAt = now
 				if req.Progress != nil {
@@ -223,7 +241,7 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 		return fmt.Errorf("send ACK: %w", err)
 	}
 	if req.Progress != nil {
-		req.Progress.Answered(res.AnsweredAt)
+		req.Progress.Answered(res.AnsweredAt, dialogOf(dlg.InviteRequest, dlg.InviteResponse, req.Trunk))
 	}
 
 	// Choose the codec from the answer; without a usable answer, hang up.
@@ -418,6 +436,15 @@ func sessionID() uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return binary.BigEndian.Uint64(b[:]) >> 1
+}
+
+// viaBranch is the branch of a request's top Via.
+func viaBranch(r *sip.Request) string {
+	if v := r.Via(); v != nil {
+		b, _ := v.Params.Get("branch")
+		return b
+	}
+	return ""
 }
 
 // challengeRealm is the realm of a 401/407's digest challenge.

@@ -73,6 +73,7 @@ type Dialer struct {
 	ports         *portPool
 	pacer         *pacer
 	log           *slog.Logger
+	tls           bool // a TLS configuration was given: tls trunks work
 
 	mu    sync.Mutex
 	calls map[string]*call // by Call-ID, for requests from the carrier
@@ -160,6 +161,7 @@ func NewDialer(cfg Config) (*Dialer, error) {
 		ports:         newPortPool(bound.Addr(), cfg.RTPPortMin, cfg.RTPPortMax),
 		pacer:         newPacer(tts.FrameDuration),
 		log:           log,
+		tls:           cfg.TLS != nil,
 		calls:         map[string]*call{},
 		serveDone:     make(chan struct{}),
 		tcpDone:       make(chan struct{}),

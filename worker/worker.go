@@ -273,12 +273,12 @@ func (p *progress) write(f func(context.Context) error) {
 	}
 }
 
-func (p *progress) InviteSent(at time.Time, callID string) {
-	p.write(func(ctx context.Context) error { return p.q.MarkInviteSent(ctx, p.id, at, p.trunk, callID) })
+func (p *progress) InviteSent(at time.Time, d telephony.Dialog) {
+	p.write(func(ctx context.Context) error { return p.q.MarkInviteSent(ctx, p.id, at, p.trunk, d.CallID) })
 }
 func (p *progress) Ringing(at time.Time) {
 	p.write(func(ctx context.Context) error { return p.q.MarkRinging(ctx, p.id, at) })
 }
-func (p *progress) Answered(at time.Time) {
+func (p *progress) Answered(at time.Time, _ telephony.Dialog) {
 	p.write(func(ctx context.Context) error { return p.q.MarkAnswered(ctx, p.id, at) })
 }
