@@ -37,6 +37,11 @@ func (c *Config) Validate() error {
 	if c.RTP.PortMin < 1024 || c.RTP.PortMax > 65535 || c.RTP.PortMax-c.RTP.PortMin < 1 {
 		p.add("rtp.port_min/port_max %d-%d: need 1024 <= port_min < port_max <= 65535", c.RTP.PortMin, c.RTP.PortMax)
 	}
+	switch c.RTP.AcceptFrom {
+	case "answer", "signalling":
+	default:
+		p.add("rtp.accept_from %q: use answer (RTP only from the address in the carrier's SDP answer) or signalling (only from the address its SIP comes from)", c.RTP.AcceptFrom)
+	}
 	if c.Worker.Concurrency < 1 {
 		p.add("worker.concurrency %d: must be at least 1", c.Worker.Concurrency)
 	}
