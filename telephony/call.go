@@ -264,8 +264,8 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 	default:
 		d.hangup(dlg, c, res)
 	}
-	// The read deadline ends the receiver; release (deferred) closes the socket.
-	_ = rtpConn.SetReadDeadline(time.Now())
+	// stop ends the receiver; release (deferred) closes the socket.
+	rcv.stop()
 	<-recvDone
 	res.PacketsReceived = rcv.packets
 	res.KeysDropped = int(c.keys.dropped.Load())

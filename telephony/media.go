@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -87,6 +88,11 @@ type receiver struct {
 
 	lastRTP atomic.Int64 // unix nanoseconds of the last accepted packet
 
+	// mu orders the drain's read deadlines with stop's, so that a call
+	// ending while the drain runs still ends the receiver.
+	mu      sync.Mutex
+	stopped bool
+
 	// Read after run returns.
 	packets  int // accepted
 	garbage  int // not RTP, or a payload type not in the answer
@@ -144,10 +150,10 @@ func acceptAddr(mode string, answer netip.AddrPort, signalling netip.Addr) netip
 }
 
 // run drains what the socket queued before the answer, then reads until
-// the socket's deadline passes or it closes.
+// stop is called or the socket closes.
 func (r *receiver) run() {
 	buf := make([]byte, 1500)
-	r.drained = drain(r.conn, buf)
+	r.drained = r.drain(buf)
 	for {
 		n, src, err := r.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -157,20 +163,41 @@ func (r *receiver) run() {
 	}
 }
 
-// drain reads and drops the datagrams queued on conn: those that arrived
-// before the answer, when nothing read the socket. It stops once the socket
-// has been empty for drainIdle (the few packets of the callee that arrive in
-// that millisecond are lost with them) or after drainMax datagrams.
-func drain(conn *net.UDPConn, buf []byte) int {
+// drain reads and drops the datagrams queued on the socket: those that
+// arrived before the answer, when nothing read it. (Draining, rather than
+// comparing kernel receive timestamps with the answer's time, needs nothing
+// platform-specific; the cost is that the callee's packets arriving during
+// the drain, a millisecond or so after the answer, are dropped too.) It
+// stops once the socket has been empty for drainIdle, after drainMax
+// datagrams, or when stop is called.
+func (r *receiver) drain(buf []byte) int {
 	n := 0
 	for ; n < drainMax; n++ {
-		_ = conn.SetReadDeadline(time.Now().Add(drainIdle))
-		if _, _, err := conn.ReadFromUDPAddrPort(buf); err != nil {
+		r.mu.Lock()
+		if r.stopped {
+			r.mu.Unlock()
+			return n
+		}
+		_ = r.conn.SetReadDeadline(time.Now().Add(drainIdle))
+		r.mu.Unlock()
+		if _, _, err := r.conn.ReadFromUDPAddrPort(buf); err != nil {
 			break
 		}
 	}
-	_ = conn.SetReadDeadline(time.Time{})
+	r.mu.Lock()
+	if !r.stopped {
+		_ = r.conn.SetReadDeadline(time.Time{})
+	}
+	r.mu.Unlock()
 	return n
+}
+
+// stop makes run return (at once, or after the read in progress).
+func (r *receiver) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	_ = r.conn.SetReadDeadline(time.Now())
+	r.mu.Unlock()
 }
 
 // handle takes one datagram that arrived at now from src.

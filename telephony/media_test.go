@@ -195,7 +195,7 @@ func TestDrainDropsWhatCameBeforeTheAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	_ = conn.SetReadDeadline(time.Now())
+	r.stop()
 	<-done
 	if r.drained != 50 || r.packets != 1 || keysIn(r.keys) != "6" || r.ssrc != 2 {
 		t.Fatalf("drained %d, accepted %d (ssrc %d); want 50 drained and only the late packet taken", r.drained, r.packets, r.ssrc)
@@ -346,5 +346,49 @@ func TestPortPoolRandomAndReleased(t *testing.T) {
 	}
 	if len(firsts) < 10 {
 		t.Errorf("20 acquisitions from an empty pool gave only %d distinct ports", len(firsts))
+	}
+}
+
+// TestStopDuringDrain: a call that ends while the drain still runs (a
+// sprayer keeps the socket busy) still ends its receiver.
+func TestStopDuringDrain(t *testing.T) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	dst := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	quit := make(chan struct{})
+	sprayed := make(chan struct{})
+	go func() {
+		defer close(sprayed)
+		p := pkt(1, 1, 0, -1)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			_, _ = peer.WriteToUDPAddrPort(p, dst)
+		}
+	}()
+	defer func() { close(quit); <-sprayed }()
+	time.Sleep(10 * time.Millisecond)
+	s := &stream{}
+	s.setDestination(calleeSDP)
+	r := newReceiver(conn, s, calleeIP, answerPCMU, -1, newKeyBox())
+	done := make(chan struct{})
+	go func() { defer close(done); r.run() }()
+	time.Sleep(2 * time.Millisecond)
+	r.stop()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the receiver did not stop while draining a busy socket")
 	}
 }
