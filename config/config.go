@@ -72,10 +72,15 @@ type SIP struct {
 	UserAgent string `yaml:"user_agent"`
 }
 
-// RTP bounds the UDP ports used for media.
+// RTP bounds the UDP ports used for media and says where media is taken from.
 type RTP struct {
 	PortMin int `yaml:"port_min"`
 	PortMax int `yaml:"port_max"`
+	// AcceptFrom is where the callee's RTP may come from: "answer" (the IP
+	// address of the c= line of the carrier's SDP answer, any port) or
+	// "signalling" (the IP address the trunk's 200 OK came from). RTP from
+	// anywhere else is dropped.
+	AcceptFrom string `yaml:"accept_from"`
 }
 
 // Worker configures a worker process.

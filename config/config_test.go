@@ -60,6 +60,8 @@ redis:
 worker:
   concurrency: 0
   poll_interval: 1ms
+rtp:
+  accept_from: anywhere
 sip:
   listen: "udp://somehost:5060"
 trunks:
@@ -88,6 +90,7 @@ templates:
 		"redis.url", "worker.concurrency 0", "worker.poll_interval", "sip.listen",
 		"trunks[0].uri", "trunks[0].transport \"sctp\"", "VMS_MISSING_PASSWORD", "trunks[0].codecs: \"G729\"",
 		"trunks[1].name \"a\" is used twice", "placeholder {1} is missing", "templates[0].status",
+		`rtp.accept_from "anywhere": use answer`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)

@@ -48,6 +48,11 @@ func (c *Config) Validate() error {
 	if c.Worker.JournalDir == "" {
 		p.add("worker.journal_dir is empty: name a directory on local disk for the worker's journal")
 	}
+	switch c.RTP.AcceptFrom {
+	case "answer", "signalling":
+	default:
+		p.add("rtp.accept_from %q: use answer (RTP only from the address in the carrier's SDP answer) or signalling (only from the address its SIP comes from)", c.RTP.AcceptFrom)
+	}
 	if c.Worker.Concurrency < 1 {
 		p.add("worker.concurrency %d: must be at least 1", c.Worker.Concurrency)
 	}

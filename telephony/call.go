@@ -87,9 +87,11 @@ type Result struct {
 	PacketsSent     int
 	PacketsReceived int
 	// Keys are the DTMF keys received, in order (RFC 4733 and SIP INFO).
-	Keys      []queue.KeyPress
-	Confirmed bool
-	OptedOut  bool
+	Keys []queue.KeyPress
+	// KeysDropped counts key presses beyond the 64 a call records.
+	KeysDropped int
+	Confirmed   bool
+	OptedOut    bool
 }
 
 // call is the state of one call that the Dialer's request handlers share.
@@ -98,7 +100,8 @@ type call struct {
 	byeAt   time.Time
 	bye     chan struct{} // closed when the carrier's BYE arrived
 	sdp     []byte        // our current SDP, for re-INVITE and UPDATE
-	keys    chan queue.KeyPress
+	keys    *keyBox
+	dialog  dialogTags // set at the answer; in-dialog requests must match it
 }
 
 func (c *call) remoteBye(at time.Time) {
@@ -145,7 +148,7 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 	callID := uuid.NewString()
 	res.CallID = callID
 	log = log.With("call_id", callID)
-	c := &call{bye: make(chan struct{}), sdp: body, keys: make(chan queue.KeyPress, 32)}
+	c := &call{bye: make(chan struct{}), sdp: body, keys: newKeyBox()}
 	d.track(callID, c)
 	defer d.untrack(callID)
 
@@ -237,6 +240,7 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 		return err
 	}
 	res.SIPCode, res.SIPReason = dlg.InviteResponse.StatusCode, dlg.InviteResponse.Reason
+	c.dialog.confirm(dlg.InviteRequest, dlg.InviteResponse)
 	if err := dlg.Ack(ctx); err != nil {
 		return fmt.Errorf("send ACK: %w", err)
 	}
@@ -260,7 +264,8 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 		dtmfPT = int(ev.PT)
 	}
 	s := newStream(rtpConn, dst, audio, pt)
-	rcv := &receiver{conn: rtpConn, stream: s, dtmfPT: dtmfPT, keys: c.keys}
+	allow := acceptAddr(d.acceptFrom, dst, signallingAddr(dlg.InviteResponse, req.Trunk))
+	rcv := newReceiver(rtpConn, s, allow, answer.Formats, dtmfPT, c.keys)
 	rcv.lastRTP.Store(res.AnsweredAt.UnixNano())
 	recvDone := make(chan struct{})
 	go func() { defer close(recvDone); rcv.run() }()
@@ -277,12 +282,20 @@ func (d *Dialer) call(ctx context.Context, req CallRequest, res *Result) error {
 	default:
 		d.hangup(dlg, c, res)
 	}
-	// The read deadline ends the receiver; release (deferred) closes the socket.
-	_ = rtpConn.SetReadDeadline(time.Now())
+	// stop ends the receiver; release (deferred) closes the socket.
+	rcv.stop()
 	<-recvDone
 	res.PacketsReceived = rcv.packets
+	res.KeysDropped = int(c.keys.dropped.Load())
 	if rcv.garbage > 0 {
 		log.Debug("ignored non-RTP packets from the callee", "count", rcv.garbage)
+	}
+	if rcv.foreign > 0 || rcv.stray > 0 || res.KeysDropped > 0 {
+		log.Warn("dropped RTP not from the callee's stream, or keys beyond the limit",
+			"rtp_accepted_from", allow, "from_other_hosts", rcv.foreign, "other_ssrc_or_port", rcv.stray, "keys_dropped", res.KeysDropped)
+	}
+	if rcv.drained > 0 || rcv.switches > 0 {
+		log.Debug("RTP queued before the answer dropped; stream changes", "drained", rcv.drained, "ssrc_switches", rcv.switches)
 	}
 	switch {
 	case stopErr != nil:
@@ -321,7 +334,7 @@ func (d *Dialer) play(ctx context.Context, req CallRequest, c *call, s *stream, 
 			return nil
 		case <-ctx.Done():
 			return ErrStopped
-		case k := <-c.keys:
+		case k := <-c.keys.ch:
 			res.Keys = append(res.Keys, k)
 			switch req.Actions[k.Key] {
 			case KeyRepeat:

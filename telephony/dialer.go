@@ -31,7 +31,11 @@ type Config struct {
 	TLS *tls.Config
 	// RTPPortMin and RTPPortMax bound the media ports.
 	RTPPortMin, RTPPortMax int
-	Logger                 *slog.Logger
+	// RTPAcceptFrom says where the callee's RTP may come from:
+	// AcceptFromAnswer (the answer's c= address; "" means this) or
+	// AcceptFromSignalling (the address the trunk's 200 OK came from).
+	RTPAcceptFrom string
+	Logger        *slog.Logger
 }
 
 // Trunk is where a call is sent.
@@ -71,6 +75,7 @@ type Dialer struct {
 	public        string         // host in Contact
 	sdpIP         netip.Addr     // address in the SDP c= line
 	ports         *portPool
+	acceptFrom    string // AcceptFromAnswer or AcceptFromSignalling
 	pacer         *pacer
 	log           *slog.Logger
 	tls           bool // a TLS configuration was given: tls trunks work
@@ -89,6 +94,10 @@ func NewDialer(cfg Config) (*Dialer, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	acceptFrom := orDefault(cfg.RTPAcceptFrom, AcceptFromAnswer)
+	if acceptFrom != AcceptFromAnswer && acceptFrom != AcceptFromSignalling {
+		return nil, fmt.Errorf("rtp accept_from %q: use %q or %q", cfg.RTPAcceptFrom, AcceptFromAnswer, AcceptFromSignalling)
 	}
 	ap, err := netip.ParseAddrPort(cfg.Listen)
 	if err != nil {
@@ -159,6 +168,7 @@ func NewDialer(cfg Config) (*Dialer, error) {
 		contact:       contact,
 		sdpIP:         sdpIP,
 		ports:         newPortPool(bound.Addr(), cfg.RTPPortMin, cfg.RTPPortMax),
+		acceptFrom:    acceptFrom,
 		pacer:         newPacer(tts.FrameDuration),
 		log:           log,
 		tls:           cfg.TLS != nil,
@@ -214,19 +224,32 @@ func (d *Dialer) Close() error {
 	return err
 }
 
+// In-dialog requests from the carrier (BYE, INFO, re-INVITE, UPDATE) must
+// name the dialog (RFC 3261 §12.2.2): its Call-ID, our tag in To and the
+// carrier's tag (of its 200 OK) in From. Any other gets 481 and changes
+// nothing: a Call-ID alone, which travels in the clear, must not end a call
+// or press its keys.
+
 // onBye handles the carrier hanging up.
 func (d *Dialer) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	at := time.Now()
-	if c := d.lookup(req); c != nil {
-		c.remoteBye(at)
+	c := d.lookup(req)
+	if c == nil {
+		respond481(req, tx)
+		return
 	}
+	c.remoteBye(at)
 	if err := d.dialogs.ReadBye(req, tx); err == nil {
 		return
 	}
 	if err := d.streamDialogs.ReadBye(req, tx); err != nil {
-		code := sip.StatusCallTransactionDoesNotExists
-		_ = tx.Respond(sip.NewResponseFromRequest(req, code, "Call/Transaction Does Not Exist", nil))
+		// The dialog matched ours; sipgo has already let go of it.
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	}
+}
+
+func respond481(req *sip.Request, tx sip.ServerTransaction) {
+	_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 }
 
 // onSessionRefresh answers an in-dialog re-INVITE or UPDATE with our
@@ -235,11 +258,13 @@ func (d *Dialer) onBye(req *sip.Request, tx sip.ServerTransaction) {
 func (d *Dialer) onSessionRefresh(req *sip.Request, tx sip.ServerTransaction) {
 	c := d.lookup(req)
 	if c == nil {
-		if _, inDialog := req.To().Params.Get("tag"); !inDialog && req.Method == sip.INVITE {
-			_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusForbidden, "vms places outbound calls only", nil))
-			return
+		if to := req.To(); to != nil && req.Method == sip.INVITE {
+			if _, inDialog := to.Params.Get("tag"); !inDialog {
+				_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusForbidden, "vms places outbound calls only", nil))
+				return
+			}
 		}
-		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		respond481(req, tx)
 		return
 	}
 	res := sip.NewSDPResponseFromRequest(req, c.sdp)
@@ -247,30 +272,66 @@ func (d *Dialer) onSessionRefresh(req *sip.Request, tx sip.ServerTransaction) {
 	_ = tx.Respond(res)
 }
 
-// onInfo takes DTMF sent as SIP INFO (application/dtmf-relay).
+// onInfo takes DTMF sent as SIP INFO (application/dtmf-relay or
+// application/dtmf).
 func (d *Dialer) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	c := d.lookup(req)
 	if c == nil {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		respond481(req, tx)
 		return
 	}
-	if key, ok := infoKey(req.Body()); ok {
-		select {
-		case c.keys <- queue.KeyPress{Key: key, At: time.Now(), Via: "info"}:
-		default:
-		}
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	if key, ok := infoKey(ct, req.Body()); ok {
+		c.keys.offer(queue.KeyPress{Key: key, At: time.Now(), Via: "info"})
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 }
 
-// lookup finds the call a request from the carrier belongs to.
+// lookup finds the call a request from the carrier belongs to: the Call-ID
+// and both tags must match an answered call's dialog.
 func (d *Dialer) lookup(req *sip.Request) *call {
-	if req.CallID() == nil || req.To() == nil {
+	if req.CallID() == nil || req.To() == nil || req.From() == nil {
 		return nil
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.calls[req.CallID().Value()]
+	c := d.calls[req.CallID().Value()]
+	d.mu.Unlock()
+	if c == nil || !c.dialog.matches(req) {
+		return nil
+	}
+	return c
+}
+
+// dialogTags are the tags of an answered call's dialog, for matching the
+// carrier's in-dialog requests.
+type dialogTags struct {
+	mu            sync.Mutex
+	local, remote string // our From tag; the To tag of the carrier's 200 OK
+}
+
+// confirm records the dialog of an answered INVITE.
+func (t *dialogTags) confirm(invite *sip.Request, ok *sip.Response) {
+	if invite == nil || ok == nil || invite.From() == nil || ok.To() == nil {
+		return
+	}
+	local, _ := invite.From().Params.Get("tag")
+	remote, _ := ok.To().Params.Get("tag")
+	t.mu.Lock()
+	t.local, t.remote = local, remote
+	t.mu.Unlock()
+}
+
+// matches reports whether a request from the carrier carries both tags: ours
+// in To, the carrier's in From. Before the answer nothing matches.
+func (t *dialogTags) matches(req *sip.Request) bool {
+	to, _ := req.To().Params.Get("tag")
+	from, _ := req.From().Params.Get("tag")
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.local != "" && t.remote != "" && to == t.local && from == t.remote
 }
 
 func (d *Dialer) track(callID string, c *call) {

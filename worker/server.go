@@ -76,7 +76,7 @@ func New(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger) (*Work
 	}
 	dialer, err := telephony.NewDialer(telephony.Config{
 		Listen: listen, PublicHost: cfg.SIP.PublicHost, UserAgent: cfg.SIP.UserAgent,
-		RTPPortMin: cfg.RTP.PortMin, RTPPortMax: cfg.RTP.PortMax, Logger: log, TLS: tlsConf,
+		RTPPortMin: cfg.RTP.PortMin, RTPPortMax: cfg.RTP.PortMax, RTPAcceptFrom: cfg.RTP.AcceptFrom, Logger: log, TLS: tlsConf,
 	})
 	if err != nil {
 		return nil, err

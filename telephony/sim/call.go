@@ -588,6 +588,10 @@ func answerBody(mode string, good []byte, host netip.Addr, port uint16, formats 
 		// A carrier behind NAT: the SDP names a port its media does not
 		// come from; the caller must latch onto the real source.
 		return telephony.BuildSDP(1, host, port+1, formats)
+	case "elsewhere":
+		// A carrier whose SDP names an address (a private one behind NAT,
+		// a media server's) its media does not come from.
+		return telephony.BuildSDP(1, host.Next(), port, formats)
 	case "bad":
 		return []byte("v=0\r\nthis is not SDP\r\nm=audio banana RTP/AVP\r\n")
 	case "g729":

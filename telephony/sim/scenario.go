@@ -58,7 +58,9 @@ type Scenario struct {
 	FailCode  int
 	// AnswerSDP replaces the SDP of the 200 OK: "bad" (malformed), "g729"
 	// (no common codec), "refuse" (m=audio 0), "none" (no body), "nat"
-	// (names a port the media does not come from).
+	// (names a port the media does not come from), "elsewhere" (names an IP
+	// address the media does not come from: the next one after the
+	// simulator's).
 	AnswerSDP string
 	// Silent sends no RTP to the caller.
 	Silent bool
@@ -104,6 +106,7 @@ func (s Scenario) String() string {
 //	fail=CODExN     answer the first N INVITEs for the number with CODE, then recover
 //	sdp=bad|g729|refuse|none   a broken SDP answer in the 200 OK
 //	sdp=nat         the SDP names the wrong RTP port (media comes from another)
+//	sdp=elsewhere   the SDP's c= names the next IP address (media comes from ours)
 //	silent          send no RTP
 //
 // e.g. "answer;dtmf=1@2s;reinvite@1s" or "unavailable" vs "answer;fail=503x2".
@@ -139,11 +142,11 @@ func (sc *Scenario) parseOption(o string) error {
 	case strings.HasPrefix(o, "sdp="):
 		v := strings.TrimPrefix(o, "sdp=")
 		switch v {
-		case "bad", "g729", "refuse", "none", "nat":
+		case "bad", "g729", "refuse", "none", "nat", "elsewhere":
 			sc.AnswerSDP = v
 			return nil
 		}
-		return fmt.Errorf("sdp=%s: use bad, g729, refuse, none or nat", v)
+		return fmt.Errorf("sdp=%s: use bad, g729, refuse, none, nat or elsewhere", v)
 	case strings.HasPrefix(o, "fail="):
 		var code, n int
 		if _, err := fmt.Sscanf(strings.TrimPrefix(o, "fail="), "%dx%d", &code, &n); err != nil || code < 300 || code > 699 || n < 1 {
