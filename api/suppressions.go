@@ -17,7 +17,7 @@ import (
 //
 // The lists are keyed by a keyed hash of the number (package policy), so
 // vms cannot list the numbers back: entries and answers carry the masked
-// number (e.g. +86138****8000). An app that needs the full numbers keeps
+// number (e.g. +86*******8000). An app that needs the full numbers keeps
 // its own copy.
 
 // MaxReasonLen is the longest suppression reason accepted (characters).

@@ -201,7 +201,13 @@ func (c *Client) enqueue(ctx context.Context, m Message, queueName string) (*Rec
 	}
 	// The creation token makes a retried create (go-redis retries a call
 	// whose reply was lost) find its own record instead of a duplicate.
-	res, err := c.Apply(ctx, newOp("create", m.ID, string(msg), newMessageID(), deferReason))
+	toHash := ""
+	if c.opts.Policy != nil {
+		if toHash, err = c.opts.Policy.NumberHash(ctx, m.To); err != nil {
+			return nil, fmt.Errorf("enqueue %s: %w", m.ID, err)
+		}
+	}
+	res, err := c.Apply(ctx, newOp("create", m.ID, string(msg), newMessageID(), deferReason, MaskNumber(m.To), toHash))
 	if err != nil {
 		// The record may exist all the same (a lost reply): its task is
 		// then enqueued by the sweeper, and a retry of the send with the

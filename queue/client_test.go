@@ -173,7 +173,9 @@ func TestBillableMinutes(t *testing.T) {
 }
 
 func TestMaskNumber(t *testing.T) {
-	for in, want := range map[string]string{"+8613800138000": "+86138****8000", "+12025550100": "+12025****0100", "+3312": "*****"} {
+	for in, want := range map[string]string{
+		"+8613800138000": "+86*******8000", "+12025550100": "+1******0100", "+14155552671": "+1******2671",
+		"+442071838750": "+44******8750", "+3312": "+33*2", "13800138000": "***********", "+": "*"} {
 		if got := MaskNumber(in); got != want {
 			t.Errorf("MaskNumber(%s) = %s, want %s", in, got, want)
 		}

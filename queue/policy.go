@@ -48,6 +48,9 @@ type Decision struct {
 type Policy interface {
 	CheckSend(ctx context.Context, m Message, stage Stage) (Decision, error)
 	Release(ctx context.Context, m Message) error
+	// NumberHash is the keyed hash that stands for a number where the
+	// number itself must not be kept (CDRs).
+	NumberHash(ctx context.Context, number string) (string, error)
 }
 
 // DeferError is returned by a worker's handler to run the task again at

@@ -186,11 +186,13 @@ func (c *Client) Claim(ctx context.Context, id string, attempt int, owner, slot 
 	}
 	res, err := c.applyDurable(ctx, newOp("claim", id, strconv.Itoa(attempt), owner, slot), d)
 	if errors.Is(err, ErrNotDurable) {
-		_, uerr := c.Apply(ctx, newOp("unclaim", id, strconv.Itoa(attempt), owner,
+		_, uerr := c.Apply(ctx, UnclaimOp(id, attempt, owner, slot,
 			"the claim was not confirmed durable in time (redis.durability); rescheduled, not dialled"))
 		return 0, nil, errors.Join(err, uerr)
 	}
 	if err != nil {
+		// The claim may have been applied all the same (a lost reply):
+		// the caller puts UnclaimOp in its journal before retrying.
 		return 0, nil, err
 	}
 	rec, err := c.store.get(ctx, id)
@@ -206,6 +208,14 @@ func (c *Client) Claim(ctx context.Context, id string, attempt int, owner, slot 
 		return AttemptNotDue, rec, nil
 	}
 	return AlreadyFinished, rec, nil
+}
+
+// UnclaimOp puts back in the queue attempt's claim by owner with slot
+// member slot, as long as no INVITE was recorded for it: for a claim whose
+// outcome the caller could not learn (its reply was lost) or that was not
+// durable in time.
+func UnclaimOp(id string, attempt int, owner, slot, reason string) Op {
+	return newOp("unclaim", id, strconv.Itoa(attempt), owner, slot, reason)
 }
 
 // Abandon ends a message that was never dialled (bad data found by the

@@ -62,13 +62,21 @@ local function outcome()
   return out
 end
 
+-- cdr appends the record as it is now to the CDR stream, with the callee's
+-- number masked (its keyed hash, to_hash, identifies it for those who
+-- hold the key): billing exports outlive the message.
 local function cdr()
   local all = redis.call('HGETALL', rec)
+  local masked = redis.call('HGET', rec, 'to_masked') or ''
   local out = {}
   for i = 1, #all, 2 do
-    local f = all[i]
+    local f, v = all[i], all[i + 1]
     if not private_fields[f] and string.sub(f, 1, 3) ~= 'cb:' then
-      table.insert(out, f); table.insert(out, all[i + 1])
+      if f == 'message' then
+        -- E.164 is + and digits: the pattern matches the number only.
+        v = string.gsub(v, '"to":"%+%d+"', '"to":"' .. masked .. '"', 1)
+      end
+      table.insert(out, f); table.insert(out, v)
     end
   end
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', unpack(out))
@@ -97,7 +105,7 @@ local function set_pairs(from)
 end
 
 if op == 'create' then
-  -- 8 message JSON, 9 creation token, 10 reason ('' or a deferral's)
+  -- 8 message JSON, 9 creation token, 10 reason ('' or a deferral's),
   local cur = redis.call('HGET', rec, 'status')
   if cur then
     if redis.call('HGET', rec, 'create_token') == ARGV[9] then
@@ -105,8 +113,13 @@ if op == 'create' then
     end
     return {0, cur}
   end
+  -- 11 the number masked, 12 its keyed hash ('' without a policy): what
+  -- the CDR keeps instead of the number.
   redis.call('HSET', rec, 'message', ARGV[8], 'status', 'queued', 'attempt', 0,
-    'updated_at', now, 'create_token', ARGV[9])
+    'updated_at', now, 'create_token', ARGV[9], 'to_masked', ARGV[11] or '')
+  if (ARGV[12] or '') ~= '' then
+    redis.call('HSET', rec, 'to_hash', ARGV[12])
+  end
   if ARGV[10] ~= '' then
     redis.call('HSET', rec, 'reason', ARGV[10])
   end
@@ -146,7 +159,13 @@ if op == 'claim' then
     return {1, cur}
   end
   if incall and att == want then
-    return {2, cur, redis.call('HGET', rec, 'owner') or ''}
+    local f = redis.call('HMGET', rec, 'owner', 'slot', 'invite_at')
+    if f[1] == ARGV[9] and f[2] == ARGV[10] and not f[3] then
+      -- This very claim, retried because its reply was lost: it is ours,
+      -- and no INVITE has left for it.
+      return {1, cur}
+    end
+    return {2, cur, f[1] or ''}
   end
   if incall and att == want - 1 then
     return {3, cur}
@@ -155,17 +174,18 @@ if op == 'claim' then
 end
 
 if op == 'unclaim' then
-  -- 8 attempt A, 9 owner, 10 reason. A claim whose durability was not
-  -- confirmed in time goes back to queued; no INVITE was sent for it.
+  -- 8 attempt A, 9 owner, 10 slot member, 11 reason. A claim whose
+  -- durability was not confirmed in time, or whose reply was lost, goes
+  -- back to queued; no INVITE was sent for it.
   local want = tonumber(ARGV[8])
-  if cur ~= 'dialing' or att ~= want or redis.call('HGET', rec, 'owner') ~= ARGV[9]
-      or redis.call('HEXISTS', rec, 'invite_at') == 1 then
+  local f = redis.call('HMGET', rec, 'owner', 'slot', 'invite_at')
+  if cur ~= 'dialing' or att ~= want or f[1] ~= ARGV[9] or f[2] ~= ARGV[10] or f[3] then
     return {0, cur}
   end
-  redis.call('HSET', rec, 'status', 'queued', 'attempt', want - 1, 'reason', ARGV[10], 'updated_at', now)
+  redis.call('HSET', rec, 'status', 'queued', 'attempt', want - 1, 'reason', ARGV[11], 'updated_at', now)
   redis.call('HDEL', rec, 'owner', 'slot')
   redis.call('ZREM', KEYS[6], id)
-  event('queued', want, {'reason', ARGV[10]})
+  event('queued', want, {'reason', ARGV[11]})
   keep()
   return {1, cur}
 end

@@ -159,7 +159,8 @@ func TestStateMachineAgainstModel(t *testing.T) {
 			var got bool
 			switch s.kind {
 			case "claim":
-				out, _, err := c.Claim(ctx, id, s.attempt, s.owner, "slot-"+s.owner, Durability{})
+				// Each delivery has a slot member of its own, as in the worker.
+				out, _, err := c.Claim(ctx, id, s.attempt, s.owner, fmt.Sprintf("slot-%d", len(history)), Durability{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -294,6 +295,19 @@ func TestRedialAttemptsAreAtMostOnce(t *testing.T) {
 		t.Fatalf("redelivered attempt 1 during its call: %v, want InCall", out)
 	}
 	owner := ownerOf(t, rdb, id)
+	slot, _ := rdb.HGet(ctx, recordKey(id), "slot").Result()
+	// The winner's claim sent again (go-redis retrying after a lost reply)
+	// is still its own; once its INVITE is recorded it is not.
+	if out, _, _ := c.Claim(ctx, id, 1, owner, slot, Durability{}); out != Claimed {
+		t.Fatalf("the winner's retried claim: %v, want Claimed", out)
+	}
+	mustApply(t, c, ProgressOp(id, 1, owner, StatusDialing, map[string]string{"invite_at": formatTime(time.Now())}))
+	if out, _, _ := c.Claim(ctx, id, 1, owner, slot, Durability{}); out != InCall {
+		t.Fatalf("a retried claim after the INVITE: %v, want InCall", out)
+	}
+	if mustApply(t, c, UnclaimOp(id, 1, owner, slot, "x")).Applied {
+		t.Fatal("unclaim after the INVITE was applied")
+	}
 	at := time.Now().Add(time.Hour)
 	if err := c.EnqueueRedial(ctx, rec.Message, 2, at); err != nil {
 		t.Fatal(err)
@@ -386,6 +400,19 @@ func TestCodeIsForgottenAtTheEnd(t *testing.T) {
 	if err != nil || got.Code != "" || got.Status != StatusCompleted || got.To != rec.To {
 		t.Fatalf("record after the call: %+v %v", got, err)
 	}
+	// The CDR and the event stream carry the masked number, never the number.
+	cdrs, err := c.CDRs(ctx, "", 10)
+	if err != nil || len(cdrs) != 1 || cdrs[0].To != MaskNumber(rec.To) {
+		t.Fatalf("CDRs %+v %v, want one with the masked number", cdrs, err)
+	}
+	for _, k := range []string{cdrKey(shardOf(rec.ID)), eventsKey(rec.ID), outboxKey(shardOf(rec.ID))} {
+		entries, _ := rdb.XRange(ctx, k, "-", "+").Result()
+		for _, e := range entries {
+			if strings.Contains(fmt.Sprint(e.Values), "13800138000") {
+				t.Errorf("%s holds the number: %v", k, e.Values)
+			}
+		}
+	}
 }
 
 // TestNoOrphans: a sender that dies (or loses Redis's reply) between
@@ -423,7 +450,7 @@ func TestNoOrphans(t *testing.T) {
 	// A create whose reply was lost is retried by go-redis with the same
 	// arguments: it must find its own record.
 	m := Message{ID: "retry-1", Kind: KindCode, To: "+8613800138000", Code: "1234", PlayTimes: 1, AppID: DefaultApp}
-	op := newOp("create", m.ID, `{"id":"retry-1","kind":"code","to":"+8613800138000","play_times":1,"app_id":"default"}`, "tok-1", "")
+	op := newOp("create", m.ID, `{"id":"retry-1","kind":"code","to":"+8613800138000","play_times":1,"app_id":"default"}`, "tok-1", "", "+86*******8000", "")
 	if !mustApply(t, c, op).Applied || !mustApply(t, c, op).Applied {
 		t.Fatal("a retried create of the same request was refused")
 	}

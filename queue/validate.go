@@ -3,6 +3,7 @@ package queue
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
@@ -76,16 +77,20 @@ func checkMessageID(id string) error {
 	return nil
 }
 
-// MaskNumber hides the middle of a phone number for logs: +8613800138000
-// becomes +86138****8000.
+// MaskNumber hides a phone number for logs and output: it keeps the
+// country code and at most the last 4 digits, and hides at least half of
+// the national number: +8613800138000 becomes +86*******8000, +14155552671
+// becomes +1******2671. Anything that is not an E.164 number is hidden whole.
 func MaskNumber(s string) string {
-	r := []rune(s)
-	if len(r) <= 7 {
-		return strings.Repeat("*", len(r))
+	n, err := phonenumbers.Parse(s, "")
+	if err != nil || !strings.HasPrefix(s, "+") {
+		return strings.Repeat("*", len(s))
 	}
-	keepHead := 6
-	if len(r) < 12 {
-		keepHead = 3
+	cc := strconv.Itoa(int(n.GetCountryCode()))
+	national := strings.TrimPrefix(s, "+"+cc)
+	if national == s || national == "" {
+		return strings.Repeat("*", len(s))
 	}
-	return string(r[:keepHead]) + "****" + string(r[len(r)-4:])
+	keep := min(4, len(national)/2)
+	return "+" + cc + strings.Repeat("*", len(national)-keep) + national[len(national)-keep:]
 }

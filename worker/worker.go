@@ -143,7 +143,17 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	outcome, cur, err := h.Queue.Claim(ctx, m.ID, attempt, h.Owner, slot.Member(), h.Durability)
 	if err != nil {
 		slot.Release()
+		// Whether the claim took effect is unknown (a lost reply): take it
+		// back, through the journal if need be, then let asynq retry.
+		h.Journal.record(queue.UnclaimOp(m.ID, attempt, h.Owner, slot.Member(),
+			"the worker could not confirm its claim; rescheduled, not dialled"))
 		return fmt.Errorf("claim: %w", err)
+	}
+	if outcome == queue.InCall && cur.Status == queue.StatusDialing && cur.InviteAt.IsZero() && h.Journal.Pending() > 0 {
+		// Possibly this worker's own earlier claim, whose unclaim waits in
+		// the journal: come back once it is written.
+		slot.Release()
+		return &queue.DeferError{Until: time.Now().Add(time.Second), Reason: "an earlier claim of this message is being taken back"}
 	}
 	if outcome != queue.Claimed {
 		// Another delivery won the claim: the slot this delivery took is
