@@ -49,10 +49,16 @@ func newConsumerName() string {
 	return h + "-" + strconv.Itoa(os.Getpid())
 }
 
+// reclaimAfter is how long an outbox entry read but not acknowledged waits
+// before any relay takes it again: a relay that died, or a read whose reply
+// was lost (Redis stalled; the entries went to a connection given up on).
+// Handling an entry twice is harmless (the task ID is the event ID).
+const reclaimAfter = 10 * time.Second
+
 // run relays until ctx ends.
 func (r *relay) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		changes, err := r.q.ReadStateChanges(ctx, relayGroup, r.consumer, 100, time.Second, time.Minute)
+		changes, err := r.q.ReadStateChanges(ctx, relayGroup, r.consumer, 100, time.Second, reclaimAfter)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Error("callback relay: read state changes", "err", err)
@@ -62,7 +68,7 @@ func (r *relay) run(ctx context.Context) {
 		}
 		for _, ch := range changes {
 			if err := r.handle(ctx, ch); err != nil {
-				// Left unacknowledged: claimed again after a minute.
+				// Left unacknowledged: claimed again after reclaimAfter.
 				r.log.Error("callback relay", "message_id", ch.MessageID, "status", ch.Status, "err", err)
 				continue
 			}
@@ -76,9 +82,11 @@ func (r *relay) run(ctx context.Context) {
 // handle enqueues the callback of one change, if any is due.
 func (r *relay) handle(ctx context.Context, ch queue.StateChange) error {
 	ev := EventName(ch.Status)
-	if ev == "" || time.Since(ch.At) > r.cfg.RetryFor.D() {
-		return nil // nothing to report, or too old to be worth reporting
+	if ev == "" {
+		return nil // nothing to report
 	}
+	// However late (an outage of Redis or of every vms api), a change is
+	// reported: api.callbacks.retry_for counts from the first delivery try.
 	rec, err := r.q.Get(ctx, ch.MessageID)
 	if errors.Is(err, queue.ErrNotFound) {
 		return nil

@@ -81,6 +81,8 @@ type Options struct {
 // Stack is one deployment: Redis, the carrier simulator, vms api, workers
 // and the callback receiver, all private to one test.
 type Stack struct {
+	// CallbackWait bounds CheckCallbacks' wait (20 s when zero).
+	CallbackWait time.Duration
 	T        testing.TB
 	Dir      string
 	Opts     Options
@@ -1122,14 +1124,19 @@ func ExpectedCallbacks(rec *queue.Record) []expectedEvent {
 	return out
 }
 
-// CheckCallbacks waits (up to 20 s for all of them) until the receiver has
+// CheckCallbacks waits (up to s.CallbackWait, 20 s unless set, for all of
+// them) until the receiver has
 // exactly the callbacks ExpectedCallbacks lists for each record — each event
 // once by event_id, redeliveries of the same event_id allowed — and reports
 // every difference.
 func (s *Stack) CheckCallbacks(t testing.TB, recs ...*queue.Record) {
 	t.Helper()
 	problems := make([][]string, len(recs))
-	deadline := time.Now().Add(20 * time.Second)
+	wait := s.CallbackWait
+	if wait == 0 {
+		wait = 20 * time.Second
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		bad := false
 		for i, rec := range recs {
