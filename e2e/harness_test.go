@@ -83,15 +83,15 @@ type Options struct {
 type Stack struct {
 	// CallbackWait bounds CheckCallbacks' wait (20 s when zero).
 	CallbackWait time.Duration
-	T        testing.TB
-	Dir      string
-	Opts     Options
-	Redis    *Redis
-	Proxy    *RedisProxy
-	Sim      *Sim
-	Receiver *Receiver
-	API      *Proc
-	Workers  []*Proc
+	T            testing.TB
+	Dir          string
+	Opts         Options
+	Redis        *Redis
+	Proxy        *RedisProxy
+	Sim          *Sim
+	Receiver     *Receiver
+	API          *Proc
+	Workers      []*Proc
 	// APIURL is http://127.0.0.1:PORT of vms api; Client is signed as AppID.
 	APIURL  string
 	Client  *vmsclient.Client
