@@ -145,8 +145,11 @@ func TestCodeCallEndToEnd(t *testing.T) {
 		t.Fatalf("record = %+v, want completed 200 hung up by caller, played to end", got)
 	}
 	// The audio the worker played, rendered again by its render path (from
-	// the cached prefix and digit clips).
-	msg, err := r.worker.Handler.render(context.Background(), got.Message)
+	// the cached prefix and digit clips). The finished record no longer has
+	// the code.
+	m := got.Message
+	m.Code = "4821"
+	msg, err := r.worker.Handler.render(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
