@@ -10,4 +10,9 @@
 // least recently used evicted), and encodes it to PCMU or PCMA in 20 ms frames of 160
 // bytes. The resulting *Audio is immutable and meant to be shared read-only by every
 // call that plays the same prompt.
+//
+// A verification code (Code, Renderer.RenderCode) is never synthesized or cached as a
+// whole: its audio is assembled per call, in memory, from the cached clips of its prefix
+// and of each digit, with DigitGap and PrefixGap of silence; WarmCode prepares the
+// clips.
 package tts

@@ -120,29 +120,3 @@ func TestEspeakConfigChangesWithSettings(t *testing.T) {
 		t.Error("VoiceMap does not change Config")
 	}
 }
-
-// TestCodeTextDigitsAreSpokenSeparately is the listening proxy for CodeText: every
-// extra digit must add a spoken word and a pause (about half a second), in English and
-// in Mandarin.
-func TestCodeTextDigitsAreSpokenSeparately(t *testing.T) {
-	requireEspeak(t)
-	for _, tc := range []struct{ voice, prefix string }{
-		{"en-us", "Your verification code is"},
-		{"cmn", "您的验证码是"},
-	} {
-		var prev time.Duration
-		for i, digits := range []string{"1234", "123456", "12345678"} {
-			text := CodeText(tc.prefix, digits)
-			pcm, rate, err := Espeak{}.Synthesize(testContext(t), text, tc.voice)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := seconds(len(pcm), rate)
-			t.Logf("%s %q: %s", tc.voice, text, d)
-			if i > 0 && d-prev < 2*300*time.Millisecond {
-				t.Errorf("%s: two more digits added only %s, want >= 600ms (digits not spoken one by one?)", tc.voice, d-prev)
-			}
-			prev = d
-		}
-	}
-}

@@ -14,8 +14,8 @@ import (
 )
 
 var (
-	englishPrompt  = Prompt{Text: CodeText("Your verification code is", "1234"), Voice: "en-us"}
-	mandarinPrompt = Prompt{Text: CodeText("您的验证码是", "1234"), Voice: "cmn"}
+	englishPrompt  = Prompt{Text: "Your order number is 1, 2, 3, 4.", Voice: "en-us"}
+	mandarinPrompt = Prompt{Text: "您的订单号是 1，2，3，4。", Voice: "cmn"}
 )
 
 func newTestRenderer(t *testing.T, eng Engine, dir string) *Renderer {
@@ -42,7 +42,7 @@ func TestRenderSpeech(t *testing.T) {
 			level := pcmRMS(Decode(a.Payload, codec))
 			t.Logf("%s %s %q: %d frames, %s, RMS %.0f", p.Voice, codec, p.Text, a.Frames(), a.Duration(), level)
 			if a.Duration() < 2*time.Second || a.Duration() > 8*time.Second {
-				t.Errorf("%s %s: implausible duration %s for a 4-digit code", p.Voice, codec, a.Duration())
+				t.Errorf("%s %s: implausible duration %s for a 4-digit number", p.Voice, codec, a.Duration())
 			}
 			if level < 300 {
 				t.Errorf("%s %s: nearly silent (RMS %.0f)", p.Voice, codec, level)
@@ -172,7 +172,7 @@ func TestRenderConcurrentCallsShareOneSynthesis(t *testing.T) {
 	requireEspeak(t)
 	eng := &countingEspeak{}
 	r := newTestRenderer(t, eng, t.TempDir())
-	p := Prompt{Text: CodeText("Your code is", "98765"), Voice: "en-us", Repeat: 2, Pause: 300 * time.Millisecond}
+	p := Prompt{Text: "Your order number is 9, 8, 7, 6, 5.", Voice: "en-us", Repeat: 2, Pause: 300 * time.Millisecond}
 
 	var wg sync.WaitGroup
 	results := make([]*Audio, 16)

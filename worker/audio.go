@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vms-project/vms/audio"
 	"github.com/vms-project/vms/audio/audioconf"
 	"github.com/vms-project/vms/config"
+	"github.com/vms-project/vms/queue"
 	"github.com/vms-project/vms/templates"
 	"github.com/vms-project/vms/tts"
 )
@@ -140,10 +143,36 @@ func (h *Handler) WarmTemplate(ctx context.Context, t templates.Template) (int, 
 	return n, nil
 }
 
-// languageEngine makes a code prompt use its language's engine (audio.language_engines),
-// when one is configured.
-func (h *Handler) languageEngine(p *tts.Prompt, language string) {
-	if e := h.Speech.LanguageEngines[language]; e != "" {
-		p.Segments = []tts.Segment{{Text: p.Text, Voice: p.Voice, Engine: e}}
+// codePrompt returns what code message m plays: its language's code.prefix_text
+// and digits, in the language's voice and engine (audio.language_engines, when one is
+// configured), play_times times with call.repeat_pause between.
+func (h *Handler) codePrompt(m queue.Message) (tts.Code, error) {
+	prefix, ok := h.Speech.CodePrefix[m.Language]
+	if !ok {
+		return tts.Code{}, fmt.Errorf("no code.prefix_text for language %q", m.Language)
 	}
+	voice := h.Speech.Voices[m.Language]
+	if voice == "" {
+		return tts.Code{}, fmt.Errorf("no voice for language %q: add it to tts.voices", m.Language)
+	}
+	return tts.Code{Prefix: prefix, Digits: m.Code, Language: m.Language, Voice: voice,
+		Engine: h.Speech.LanguageEngines[m.Language], Repeat: m.PlayTimes, Pause: h.Speech.RepeatPause}, nil
+}
+
+// WarmCodes puts the code prefix and the ten digits of every language of
+// code.prefix_text into the shared cache, so that no code call waits for synthesis.
+// It calls done after each language with the clips it made ready and its error.
+func (h *Handler) WarmCodes(ctx context.Context, done func(language string, clips int, err error)) (failed int) {
+	for _, lang := range slices.Sorted(maps.Keys(h.Speech.CodePrefix)) {
+		c, err := h.codePrompt(queue.Message{Language: lang})
+		n := 0
+		if err == nil {
+			n, err = h.Renderer.WarmCode(ctx, c)
+		}
+		if err != nil {
+			failed++
+		}
+		done(lang, n, err)
+	}
+	return failed
 }

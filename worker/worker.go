@@ -173,12 +173,18 @@ func (h *Handler) render(ctx context.Context, m queue.Message) (*message, error)
 	language := m.Language
 	switch m.Kind {
 	case queue.KindCode:
-		prefix, ok := h.Speech.CodePrefix[m.Language]
-		if !ok {
-			return nil, fmt.Errorf("no code.prefix_text for language %q", m.Language)
+		// Assembled from cached prefix and digit clips: no code is
+		// synthesized as a whole or written to disk (audio.go).
+		c, err := h.codePrompt(m)
+		if err != nil {
+			return nil, err
 		}
-		p.Text, p.Voice = tts.CodeText(prefix, m.Code), h.Speech.Voices[m.Language]
-		h.languageEngine(&p, m.Language) // audio.go
+		if msg.audio, err = h.renderEach(ctx, func(ctx context.Context, codec tts.Codec) (*tts.Audio, error) {
+			return h.Renderer.RenderCode(ctx, c, codec)
+		}); err != nil {
+			return nil, err
+		}
+		return msg, nil
 	case queue.KindTTS:
 		// Checked again here: the template may have changed since enqueue.
 		if err := queue.CheckTemplate(ctx, h.Templates, m.TemplateID, m.Params); err != nil {
@@ -225,9 +231,16 @@ func (h *Handler) render(ctx context.Context, m queue.Message) (*message, error)
 
 // renderAll renders p for every codec any trunk offers.
 func (h *Handler) renderAll(ctx context.Context, p tts.Prompt) (map[tts.Codec]*tts.Audio, error) {
+	return h.renderEach(ctx, func(ctx context.Context, c tts.Codec) (*tts.Audio, error) {
+		return h.Renderer.Render(ctx, p, c)
+	})
+}
+
+// renderEach calls render for every codec any trunk offers.
+func (h *Handler) renderEach(ctx context.Context, render func(context.Context, tts.Codec) (*tts.Audio, error)) (map[tts.Codec]*tts.Audio, error) {
 	out := map[tts.Codec]*tts.Audio{}
 	for _, c := range h.codecs() {
-		a, err := h.Renderer.Render(ctx, p, c)
+		a, err := render(ctx, c)
 		if err != nil {
 			return nil, fmt.Errorf("render audio: %w", err)
 		}

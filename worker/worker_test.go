@@ -144,13 +144,16 @@ func TestCodeCallEndToEnd(t *testing.T) {
 	if got.Status != queue.StatusCompleted || got.SIPCode != 200 || got.HungUpBy != "caller" || !got.PlayedToEnd {
 		t.Fatalf("record = %+v, want completed 200 hung up by caller, played to end", got)
 	}
-	// The audio the worker played, rendered again (from the cache).
-	audio, err := r.worker.Handler.Renderer.Render(context.Background(), tts.Prompt{
-		Text: tts.CodeText(r.cfg.Code.PrefixText["en"], "4821"), Voice: "en-us", Repeat: 1,
-		Pause: r.cfg.Call.RepeatPause.D()}, tts.PCMU)
+	// The audio the worker played, rendered again by its render path (from
+	// the cached prefix and digit clips). The finished record no longer has
+	// the code.
+	m := got.Message
+	m.Code = "4821"
+	msg, err := r.worker.Handler.render(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
+	audio := msg.audio[tts.PCMU]
 	wantPackets := audio.Frames() // = ceil(audio_ms / 20)
 	st := sc.RTP
 	if d := st.Packets - wantPackets; d < -1 || d > 1 {

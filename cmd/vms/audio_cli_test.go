@@ -47,6 +47,7 @@ templates:
 		{[]string{"template", "show", "greet", "-c", cfg}, 0, "not pinned: approve to pin"},
 		{[]string{"template", "approve", "greet", "-c", cfg, "--by", "rev"}, 0, "pinned sha256"},
 		{[]string{"tts", "warm", "-c", cfg}, 0, "2 template(s) warmed, 0 failed"},
+		{[]string{"tts", "warm", "-c", cfg}, 0, "2 code language(s) warmed, 0 failed"},
 		{[]string{"tts", "warm", "-c", cfg, "--template", "nope"}, 1, "nope                 not found"},
 		{[]string{"tts"}, 2, "usage: vms tts warm"},
 	}
@@ -57,11 +58,12 @@ templates:
 		}
 	}
 	// The upload is in the store, and the warm run left both templates' audio in the
-	// cache: the recording of greet and the text of hello.
+	// cache: the recording of greet and the text of hello; and the code prefix and ten
+	// digits of each code language (en, zh).
 	if files, _ := filepath.Glob(filepath.Join(store, "*", "*")); len(files) != 1 {
 		t.Errorf("audio store holds %v", files)
 	}
-	if files, _ := filepath.Glob(filepath.Join(cache, "pcm", "*", "*.wav")); len(files) != 2 {
-		t.Errorf("cache holds %d files after warming, want 2", len(files))
+	if files, _ := filepath.Glob(filepath.Join(cache, "pcm", "*", "*.wav")); len(files) != 2+2*11 {
+		t.Errorf("cache holds %d files after warming, want %d", len(files), 2+2*11)
 	}
 }

@@ -13,8 +13,10 @@ import (
 )
 
 // cmdTTS runs `vms tts warm`: it renders the fixed parts of every approved template
-// (recordings and TTS texts without placeholders) into the shared audio cache, so the
-// first call of each template does not wait for synthesis or a download.
+// (recordings and TTS texts without placeholders) and, unless --template narrows it
+// down, the code prefix and the ten digits of every code language into the shared
+// audio cache, so the first call of each template, and every code call, does not wait
+// for synthesis or a download.
 func cmdTTS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := subcommand(args, "usage: vms tts warm [-c FILE] [--template ID]... [-v]", "warm"); err != nil {
 		return err
@@ -47,13 +49,30 @@ func cmdTTS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	h := &worker.Handler{Renderer: renderer, Clips: clips, Templates: st, Log: log,
-		Speech: worker.Speech{SegmentGap: cfg.Audio.SegmentGap.D(), LanguageEngines: cfg.Audio.LanguageEngines}}
+		Speech: worker.Speech{SegmentGap: cfg.Audio.SegmentGap.D(), LanguageEngines: cfg.Audio.LanguageEngines,
+			CodePrefix: cfg.Code.PrefixText, Voices: cfg.TTS.Voices}}
 	want := map[string]bool{}
 	for _, id := range only {
 		want[id] = true
 	}
-	var failed, warmed int
+	var failed, warmed, codeFailed int
 	start := time.Now()
+	if len(only) == 0 {
+		// Code calls are assembled from these clips (tts.Renderer.RenderCode).
+		t0 := time.Now()
+		var langs int
+		codeFailed = h.WarmCodes(ctx, func(lang string, n int, err error) {
+			name := "code:" + lang
+			if err != nil {
+				fmt.Fprintf(stdout, "%-20s FAILED after %d clip(s): %v\n", name, n, err)
+			} else {
+				langs++
+				fmt.Fprintf(stdout, "%-20s prefix and digits, %d clip(s) ready in %s\n", name, n, time.Since(t0).Round(time.Millisecond))
+			}
+			t0 = time.Now()
+		})
+		fmt.Fprintf(stdout, "%d code language(s) warmed, %d failed\n", langs, codeFailed)
+	}
 	for _, t := range list {
 		if len(want) > 0 && !want[t.ID] {
 			continue
@@ -80,8 +99,8 @@ func cmdTTS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "%-20s not found\n", id)
 	}
 	fmt.Fprintf(stdout, "%d template(s) warmed, %d failed, in %s (cache %s)\n", warmed, failed, time.Since(start).Round(time.Millisecond), cfg.TTS.CacheDir)
-	if failed > 0 {
-		return &exitError{1, fmt.Errorf("%d template(s) could not be warmed", failed)}
+	if failed+codeFailed > 0 {
+		return &exitError{1, fmt.Errorf("%d template(s) and %d code language(s) could not be warmed", failed, codeFailed)}
 	}
 	return nil
 }
