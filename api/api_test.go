@@ -190,16 +190,25 @@ func TestAnotherAppsMessage(t *testing.T) {
 			t.Errorf("bank %s %s: %d %q, want 404 not_found", r.method, r.path, a.status, a.err.Code)
 		}
 	}
-	// The same ID from the other app is not its message either.
-	if a := e.do(t, req{path: "/v1/calls/code", app: "bank", key: bankKey,
-		body: `{"to":"+8613800138000","code":"4821","message_id":"shop-1"}`}); a.status != 409 || a.err.Code != api.CodeDuplicateMessage || bytes.Contains(a.raw, []byte("8613800138000")) {
-		t.Errorf("bank reusing shop's message id: %d %s, want 409 duplicate_message revealing nothing", a.status, a.raw)
+	// Message IDs are scoped per app: the same ID from the other app is a
+	// message of its own, and neither app sees the other's.
+	b := e.do(t, req{path: "/v1/calls/code", app: "bank", key: bankKey,
+		body: `{"to":"+8613900139000","code":"7777","message_id":"shop-1"}`})
+	if b.status != 201 || b.rec.ID != "shop-1" || b.rec.AppID != "bank" || b.rec.To != "+8613900139000" {
+		t.Fatalf("bank sending the same message id: %d %s, want 201 and a message of its own", b.status, b.raw)
 	}
-	if rec, _ := e.q.Get(context.Background(), "shop-1"); rec.Status != queue.StatusQueued {
+	if a := e.do(t, req{method: "GET", path: "/v1/calls/shop-1", app: "bank", key: bankKey}); a.status != 200 || a.rec.AppID != "bank" || a.rec.Code != "7777" {
+		t.Errorf("bank GET: %d %s, want its own message", a.status, a.raw)
+	}
+	if rec, _ := e.q.Get(context.Background(), queue.Key("shop", "shop-1")); rec.Status != queue.StatusQueued {
 		t.Fatalf("shop-1 is %s after another app's cancel", rec.Status)
 	}
-	if a := e.do(t, req{method: "GET", path: "/v1/calls/shop-1"}); a.status != 200 || a.rec.ID != "shop-1" || a.rec.Code != "4821" {
+	if a := e.do(t, req{method: "GET", path: "/v1/calls/shop-1"}); a.status != 200 || a.rec.ID != "shop-1" || a.rec.Code != "4821" || a.rec.AppID != "shop" {
 		t.Errorf("owner GET: %d %s", a.status, a.raw)
+	}
+	tasks, err := asynq.NewInspectorFromRedisClient(e.rdb).ListPendingTasks(queue.QueueCode)
+	if err != nil || len(tasks) != 2 {
+		t.Fatalf("pending code tasks %d (%v), want one per app", len(tasks), err)
 	}
 }
 
@@ -245,7 +254,7 @@ func TestCancel(t *testing.T) {
 	if a := e.do(t, req{path: "/v1/calls/code", body: `{"to":"+8613800138000","code":"4821","message_id":"c-2"}`}); a.status != 201 {
 		t.Fatal(a.status)
 	}
-	if out, _, err := e.q.Claim(context.Background(), "c-2", 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
+	if out, _, err := e.q.Claim(context.Background(), queue.Key("shop", "c-2"), 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
 		t.Fatal(out, err)
 	}
 	if a := e.do(t, req{path: "/v1/calls/c-2/cancel"}); a.status != 409 || a.err.Code != api.CodeNotCancelable {

@@ -121,7 +121,8 @@ func (s *Server) answerSend(w http.ResponseWriter, r *http.Request, rec *queue.R
 // answered exactly like an unknown one.
 func (s *Server) ownRecord(w http.ResponseWriter, r *http.Request) (*queue.Record, bool) {
 	id := r.PathValue("message_id")
-	rec, err := s.q.Get(r.Context(), id)
+	// Message IDs are scoped per app: another app's ID is another key.
+	rec, err := s.q.Get(r.Context(), queue.Key(appFrom(r.Context()).ID, id))
 	if err != nil && !errors.Is(err, queue.ErrNotFound) {
 		s.writeErr(w, r, err)
 		return nil, false
@@ -144,7 +145,7 @@ func (s *Server) cancelCall(w http.ResponseWriter, r *http.Request, _ []byte) {
 	if !ok {
 		return
 	}
-	rec, err := s.q.Cancel(r.Context(), rec.ID)
+	rec, err := s.q.Cancel(r.Context(), rec.Key())
 	switch {
 	case errors.Is(err, queue.ErrNotCancelable):
 		writeError(w, CodeNotCancelable, fmt.Sprintf("message %s is %s: only queued messages can be canceled", rec.ID, rec.Status))

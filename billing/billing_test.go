@@ -31,7 +31,7 @@ func finish(t *testing.T, q *queue.Client, id, app, trunk string, invite time.Ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := q.Claim(ctx, id, 1, "w1", "s", queue.Durability{}); err != nil {
+	if _, _, err := q.Claim(ctx, rec.Key(), 1, "w1", "s", queue.Durability{}); err != nil {
 		t.Fatal(err)
 	}
 	rec.Attempt, rec.Trunk, rec.CallID, rec.InviteAt = 1, trunk, "sip-"+id, invite
@@ -76,11 +76,11 @@ func TestReportTotals(t *testing.T) {
 	if _, err := q.SendCode(ctx, queue.CodeRequest{ID: "u1", To: "+8613800138000", Code: "1234", AppID: "shop"}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, _ = q.Claim(ctx, "u1", 1, "w1", "s", queue.Durability{})
-	rec, _ := q.Get(ctx, "u1")
+	_, _, _ = q.Claim(ctx, queue.Key("shop", "u1"), 1, "w1", "s", queue.Durability{})
+	rec, _ := q.Get(ctx, queue.Key("shop", "u1"))
 	// The reaper found w1 dead before its INVITE was recorded: unknown, CDR written.
 	rec.Status = queue.StatusUnknown
-	if tk, err := q.Takeover(ctx, "u1", 1, "w1", "w2"); err != nil || tk == nil {
+	if tk, err := q.Takeover(ctx, queue.Key("shop", "u1"), 1, "w1", "w2"); err != nil || tk == nil {
 		t.Fatal("takeover", err)
 	}
 	applyFinish(t, q, "w2", rec)

@@ -82,7 +82,7 @@ func CDRs(ctx context.Context, q *queue.Client, f Filter) ([]queue.CDR, error) {
 			if (!f.From.IsZero() && t.Before(f.From)) || (!f.To.IsZero() && !t.Before(f.To)) || (f.App != "" && c.AppID != f.App) {
 				continue
 			}
-			k := key{c.ID, c.Attempt}
+			k := key{c.Key(), c.Attempt}
 			if i, ok := idx[k]; ok {
 				out[i] = c
 				continue

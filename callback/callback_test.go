@@ -113,13 +113,13 @@ func call(t *testing.T, q *queue.Client, id string) *queue.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, _, err := q.Claim(ctx, id, 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
+	if out, _, err := q.Claim(ctx, queue.Key("shop", id), 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
 		t.Fatal(out, err)
 	}
 	t0 := time.Now().UTC()
-	progress(t, q, id, queue.StatusDialing, map[string]string{"invite_at": t0.Format(time.RFC3339Nano), "trunk": "carrier-a", "call_id": "call-" + id})
-	progress(t, q, id, queue.StatusRinging, map[string]string{"ringing_at": t0.Add(100 * time.Millisecond).Format(time.RFC3339Nano)})
-	progress(t, q, id, queue.StatusAnswered, map[string]string{"answered_at": t0.Add(2 * time.Second).Format(time.RFC3339Nano)})
+	progress(t, q, queue.Key("shop", id), queue.StatusDialing, map[string]string{"invite_at": t0.Format(time.RFC3339Nano), "trunk": "carrier-a", "call_id": "call-" + id})
+	progress(t, q, queue.Key("shop", id), queue.StatusRinging, map[string]string{"ringing_at": t0.Add(100 * time.Millisecond).Format(time.RFC3339Nano)})
+	progress(t, q, queue.Key("shop", id), queue.StatusAnswered, map[string]string{"answered_at": t0.Add(2 * time.Second).Format(time.RFC3339Nano)})
 	rec.Status, rec.Attempt, rec.SIPCode, rec.Trunk, rec.CallID = queue.StatusCompleted, 1, 200, "carrier-a", "call-"+id
 	rec.InviteAt, rec.RingingAt, rec.AnsweredAt, rec.EndedAt = t0, t0.Add(100*time.Millisecond), t0.Add(2*time.Second), t0.Add(63*time.Second)
 	rec.BillableMS = 61_000
@@ -176,7 +176,7 @@ func TestCallbacksDeliveredAndVerified(t *testing.T) {
 	want := map[string]queue.Status{"ringing": queue.StatusRinging, "answered": queue.StatusAnswered, "final": queue.StatusCompleted}
 	for _, r := range got {
 		if want[r.Event] != r.Status || r.MessageID != "m-1" || r.SessionContext != "sess-m-1" || r.Attempt != 1 ||
-			r.EventID != callback.EventID("m-1", r.Status, 1) {
+			r.EventID != callback.EventID(queue.Key("shop", "m-1"), r.Status, 1) {
 			t.Errorf("callback %+v", r)
 		}
 		if r.Event == "final" && (r.BillableMS != 61_000 || r.BillableMinutes != 2 || r.SIPCode != 200 || r.EndedAt.IsZero()) {
@@ -187,7 +187,7 @@ func TestCallbacksDeliveredAndVerified(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "delivery state in the record", func() bool {
-		rec, _ := q.Get(context.Background(), "m-1")
+		rec, _ := q.Get(context.Background(), queue.Key("shop", "m-1"))
 		for _, ev := range []string{"ringing", "answered", "final"} {
 			if rec.Callbacks[ev].State != queue.CallbackDelivered || rec.Callbacks[ev].Attempts != 1 {
 				return false
@@ -217,18 +217,18 @@ func TestCallbackRetriedAfter500AndTimeout(t *testing.T) {
 	// The timed-out attempt answered 200 after vms gave up on it: the
 	// receiver may see the event twice and deduplicates on its ID.
 	for _, r := range got {
-		if r.EventID != callback.EventID("m-2", queue.StatusCompleted, 1) || r.Event != "final" {
+		if r.EventID != callback.EventID(queue.Key("shop", "m-2"), queue.StatusCompleted, 1) || r.Event != "final" {
 			t.Errorf("callback %+v", r)
 		}
 	}
 	rcv.mu.Lock()
-	tries := rcv.tries[callback.EventID("m-2", queue.StatusCompleted, 1)]
+	tries := rcv.tries[callback.EventID(queue.Key("shop", "m-2"), queue.StatusCompleted, 1)]
 	rcv.mu.Unlock()
 	if tries != 3 {
 		t.Errorf("receiver saw %d attempts, want 3 (500, timeout, 200)", tries)
 	}
 	waitFor(t, 5*time.Second, "delivered state", func() bool {
-		rec, _ := q.Get(context.Background(), "m-2")
+		rec, _ := q.Get(context.Background(), queue.Key("shop", "m-2"))
 		st := rec.Callbacks["final"]
 		return st.State == queue.CallbackDelivered && st.Attempts == 3
 	})
@@ -257,12 +257,12 @@ func keyCall(t *testing.T, q *queue.Client, id string, keys []queue.KeyPress) *q
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, _, err := q.Claim(ctx, id, 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
+	if out, _, err := q.Claim(ctx, queue.Key("shop", id), 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
 		t.Fatal(out, err)
 	}
 	t0 := time.Now().UTC()
-	progress(t, q, id, queue.StatusDialing, map[string]string{"invite_at": t0.Format(time.RFC3339Nano), "trunk": "carrier-a", "call_id": "call-" + id})
-	progress(t, q, id, queue.StatusAnswered, map[string]string{"answered_at": t0.Add(time.Second).Format(time.RFC3339Nano)})
+	progress(t, q, queue.Key("shop", id), queue.StatusDialing, map[string]string{"invite_at": t0.Format(time.RFC3339Nano), "trunk": "carrier-a", "call_id": "call-" + id})
+	progress(t, q, queue.Key("shop", id), queue.StatusAnswered, map[string]string{"answered_at": t0.Add(time.Second).Format(time.RFC3339Nano)})
 	rec.Status, rec.Attempt, rec.SIPCode = queue.StatusCompleted, 1, 200
 	rec.InviteAt, rec.AnsweredAt, rec.EndedAt = t0, t0.Add(time.Second), t0.Add(9*time.Second)
 	rec.BillableMS, rec.HungUpBy = 8_000, "caller"
@@ -280,7 +280,7 @@ func TestKeyPressesReported(t *testing.T) {
 	keyCall(t, q, "k-2", nil) // no keys: a final callback, no keypress one
 
 	// The record and the CDR keep the keys.
-	rec, err := q.Get(context.Background(), "k-1")
+	rec, err := q.Get(context.Background(), queue.Key("shop", "k-1"))
 	if err != nil || len(rec.Keys) != 2 || rec.Keys[1].Key != "#" || !rec.Keys[1].At.Equal(keys[1].At) || !rec.Confirmed {
 		t.Fatalf("record keys %+v confirmed=%v (%v)", rec.Keys, rec.Confirmed, err)
 	}
@@ -311,12 +311,12 @@ func TestKeyPressesReported(t *testing.T) {
 	}
 	fin := got["k-1/final"]
 	checkKeys(fin)
-	if fin.EventID != callback.EventID("k-1", queue.StatusCompleted, 1) || !fin.Final {
+	if fin.EventID != callback.EventID(queue.Key("shop", "k-1"), queue.StatusCompleted, 1) || !fin.Final {
 		t.Errorf("final %+v", fin)
 	}
 	kp := got["k-1/keypress"]
 	checkKeys(kp)
-	if kp.EventID != callback.KeypressEventID("k-1", 1) || kp.EventID == fin.EventID || kp.Final ||
+	if kp.EventID != callback.KeypressEventID(queue.Key("shop", "k-1"), 1) || kp.EventID == fin.EventID || kp.Final ||
 		kp.Status != queue.StatusCompleted || kp.Attempt != 1 || !kp.OccurredAt.Equal(keys[1].At) || kp.AnsweredAt.IsZero() {
 		t.Errorf("keypress %+v", kp)
 	}
@@ -324,7 +324,7 @@ func TestKeyPressesReported(t *testing.T) {
 		t.Errorf("k-2 had no keys, its final callback says %q %+v", r.DTMF, r.Keys)
 	}
 	waitFor(t, 5*time.Second, "keypress delivery state in the record", func() bool {
-		rec, _ := q.Get(context.Background(), "k-1")
+		rec, _ := q.Get(context.Background(), queue.Key("shop", "k-1"))
 		st := rec.Callbacks["keypress"]
 		return st.State == queue.CallbackDelivered && st.EventID == kp.EventID
 	})
@@ -341,13 +341,13 @@ func TestKeypressOnceAcrossRewrittenOutcome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, _, err := q.Claim(ctx, "u-1", 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
+	if out, _, err := q.Claim(ctx, queue.Key("shop", "u-1"), 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
 		t.Fatal(out, err)
 	}
 	lost := *rec
 	lost.Status, lost.Attempt, lost.Reason = queue.StatusUnknown, 1, "worker lost"
 	// The reaper of worker w2 found w1 dead before its INVITE was recorded.
-	if tk, err := q.Takeover(ctx, "u-1", 1, "w1", "w2"); err != nil || tk == nil {
+	if tk, err := q.Takeover(ctx, queue.Key("shop", "u-1"), 1, "w1", "w2"); err != nil || tk == nil {
 		t.Fatal("takeover", err)
 	}
 	finish(t, q, "w2", &lost)
@@ -360,7 +360,7 @@ func TestKeypressOnceAcrossRewrittenOutcome(t *testing.T) {
 	time.Sleep(time.Second) // the second final change is relayed too; it must not report again
 	got := rcv.reports()
 	if len(got) != 1 || got[0].Event != "keypress" || got[0].DTMF != "9" || !got[0].OptedOut ||
-		got[0].EventID != callback.KeypressEventID("u-1", 1) {
+		got[0].EventID != callback.KeypressEventID(queue.Key("shop", "u-1"), 1) {
 		t.Fatalf("callbacks %+v, want one keypress event with key 9", got)
 	}
 }

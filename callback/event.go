@@ -51,11 +51,11 @@ func EventName(s queue.Status) string {
 	return EventFinal
 }
 
-// EventID is the ID of the event "message reached status on attempt": the
+// EventID is the ID of the event "message (by its key, queue.Key) reached status on attempt": the
 // same state change always gets the same ID, however often it is relayed,
 // so a receiver deduplicates on it.
-func EventID(messageID string, status queue.Status, attempt int) string {
-	sum := sha256.Sum256([]byte(messageID + "\x00" + string(status) + "\x00" + strconv.Itoa(attempt)))
+func EventID(key string, status queue.Status, attempt int) string {
+	sum := sha256.Sum256([]byte(key + "\x00" + string(status) + "\x00" + strconv.Itoa(attempt)))
 	return "evt_" + hex.EncodeToString(sum[:16])
 }
 
@@ -120,7 +120,7 @@ func NewReport(ch queue.StateChange, rec *queue.Record) Report {
 			o.AnsweredAt = orTime(o.AnsweredAt, rec.AnsweredAt)
 		}
 	}
-	r := Report{EventID: EventID(ch.MessageID, ch.Status, ch.Attempt), Event: ev, MessageID: ch.MessageID,
+	r := Report{EventID: EventID(ch.MessageID, ch.Status, ch.Attempt), Event: ev, MessageID: rec.ID,
 		AppID: rec.AppID, SessionContext: rec.SessionContext, Status: ch.Status, Final: ev == EventFinal,
 		Attempt: ch.Attempt, OccurredAt: ch.At, EnqueuedAt: rec.EnqueuedAt}
 	switch ev {
@@ -155,7 +155,7 @@ func NewKeypressReport(ch queue.StateChange, rec *queue.Record) (Report, bool) {
 	if EventName(ch.Status) != EventFinal || len(o.Keys) == 0 {
 		return Report{}, false
 	}
-	r := Report{EventID: KeypressEventID(ch.MessageID, ch.Attempt), Event: EventKeypress, MessageID: ch.MessageID,
+	r := Report{EventID: KeypressEventID(ch.MessageID, ch.Attempt), Event: EventKeypress, MessageID: rec.ID,
 		AppID: rec.AppID, SessionContext: rec.SessionContext, Status: ch.Status, Attempt: ch.Attempt,
 		OccurredAt: o.Keys[len(o.Keys)-1].At, EnqueuedAt: rec.EnqueuedAt,
 		InviteAt: o.InviteAt, RingingAt: o.RingingAt, AnsweredAt: o.AnsweredAt, EndedAt: o.EndedAt}

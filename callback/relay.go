@@ -24,7 +24,7 @@ const relayGroup = "vms-callbacks"
 type task struct {
 	EventID   string          `json:"event_id"`
 	Event     string          `json:"event"`
-	MessageID string          `json:"message_id"`
+	MessageID string          `json:"message_id"` // the message's key (queue.Key)
 	AppID     string          `json:"app_id"`
 	URL       string          `json:"url"`
 	FirstAt   time.Time       `json:"first_at"`
@@ -130,7 +130,7 @@ func (r *relay) enqueue(ctx context.Context, rec *queue.Record, url string, rep 
 	if err != nil {
 		return err
 	}
-	payload, err := json.Marshal(task{EventID: rep.EventID, Event: rep.Event, MessageID: rec.ID, AppID: rec.AppID,
+	payload, err := json.Marshal(task{EventID: rep.EventID, Event: rep.Event, MessageID: rec.Key(), AppID: rec.AppID,
 		URL: url, FirstAt: time.Now().UTC(), Body: body})
 	if err != nil {
 		return err
@@ -144,7 +144,7 @@ func (r *relay) enqueue(ctx context.Context, rec *queue.Record, url string, rep 
 	if err != nil {
 		return fmt.Errorf("enqueue callback %s: %w", rep.EventID, err)
 	}
-	return r.q.SetCallbackState(ctx, rec.ID, rep.Event, queue.CallbackState{EventID: rep.EventID, URL: url,
+	return r.q.SetCallbackState(ctx, rec.Key(), rep.Event, queue.CallbackState{EventID: rep.EventID, URL: url,
 		State: queue.CallbackPending, UpdatedAt: time.Now().UTC()})
 }
 

@@ -182,6 +182,10 @@ func (c *Config) validateAPI(p *problems) {
 			p.add("%s.id %q: use 1-64 characters from A-Z a-z 0-9 . _ - starting with a letter or digit", at, app.ID)
 		} else if seen[app.ID] {
 			p.add("%s.id %q is used twice", at, app.ID)
+		} else if app.ID == "default" {
+			// The app of messages sent from the CLI and by Go code that
+			// names none: an API app with that name would own them all.
+			p.add("%s.id %q is reserved for messages sent without an app (the CLI): choose another id", at, app.ID)
 		}
 		seen[app.ID] = true
 		n := 0

@@ -57,6 +57,11 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 	bad := `
 redis:
   url: "http://nope"
+  durability: sometimes
+api:
+  apps:
+    - id: default
+      key: 0123456789abcdef0123
 worker:
   concurrency: 0
   poll_interval: 1ms
@@ -90,7 +95,8 @@ templates:
 		"redis.url", "worker.concurrency 0", "worker.poll_interval", "sip.listen",
 		"trunks[0].uri", "trunks[0].transport \"sctp\"", "VMS_MISSING_PASSWORD", "trunks[0].codecs: \"G729\"",
 		"trunks[1].name \"a\" is used twice", "placeholder {1} is missing", "templates[0].status",
-		`rtp.accept_from "anywhere": use answer`,
+		`rtp.accept_from "anywhere": use answer`, `redis.durability "sometimes"`,
+		`api.apps[0].id "default" is reserved`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)

@@ -349,7 +349,7 @@ func (s *Stack) pollRaw(t testing.TB, id string, timeout time.Duration, cond fun
 	defer q.Close()
 	deadline := time.Now().Add(timeout)
 	for {
-		if rec, err := q.Get(context.Background(), id); err == nil && cond(string(rec.Status)) {
+		if rec, err := q.Get(context.Background(), queue.Key(AppID, id)); err == nil && cond(string(rec.Status)) {
 			inv := ""
 			if !rec.InviteAt.IsZero() {
 				inv = rec.InviteAt.Format(time.RFC3339Nano)

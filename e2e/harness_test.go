@@ -48,7 +48,7 @@ import (
 // Names used in every stack's config.
 const (
 	AppID       = "e2e"     // the API app the tests send as
-	CLIApp      = "default" // messages sent with `vms send` belong to this app
+	CLIApp      = "cli"     // messages sent with `vms send --app cli` belong to this app
 	Template    = "e2e_notice"
 	LongText    = "e2e_long"
 	callbackURI = "/vms/callback"
@@ -897,7 +897,7 @@ func (s *Stack) SendCode(t testing.TB, number, code string) *queue.Record {
 // messages belong to app CLIApp.
 func (s *Stack) SendCLI(t testing.TB, args ...string) *queue.Record {
 	t.Helper()
-	out, errOut, code := s.Vms(t, append(append([]string{"send"}, args...), "--json")...)
+	out, errOut, code := s.Vms(t, append(append([]string{"send"}, args...), "--app", CLIApp, "--json")...)
 	if code != 0 {
 		t.Fatalf("vms send %v: exit %d: %s", args, code, errOut)
 	}
@@ -908,6 +908,18 @@ func (s *Stack) SendCLI(t testing.TB, args ...string) *queue.Record {
 	return &rec
 }
 
+// keyOf is the key (queue.Key) of message id: AppID's, or CLIApp's when
+// only that app has a message of this ID (message IDs are per app).
+func (s *Stack) keyOf(t testing.TB, id string) string {
+	t.Helper()
+	q := queue.NewClient(s.Redis.Client(), queue.Options{})
+	defer q.Close()
+	if _, err := q.Get(context.Background(), queue.Key(AppID, id)); err == nil {
+		return queue.Key(AppID, id)
+	}
+	return queue.Key(CLIApp, id)
+}
+
 // Get reads a record through GET /v1/calls/{id} (messages of AppID).
 func (s *Stack) Get(id string) (*queue.Record, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -915,11 +927,12 @@ func (s *Stack) Get(id string) (*queue.Record, error) {
 	return s.Client.Get(ctx, id)
 }
 
-// StatusCLI reads a record with `vms status ID --json` (any app; Redis
+// StatusCLI reads a record with `vms status APP/ID --json` (the message of
+// AppID, or of CLIApp when the API app has none of that ID; Redis
 // directly, so it works when vms api does not).
 func (s *Stack) StatusCLI(t testing.TB, id string) *queue.Record {
 	t.Helper()
-	out, errOut, code := s.Vms(t, "status", id, "--json")
+	out, errOut, code := s.Vms(t, "status", s.keyOf(t, id), "--json")
 	if code != 0 {
 		t.Fatalf("vms status %s: exit %d: %s", id, code, errOut)
 	}
@@ -934,7 +947,7 @@ func (s *Stack) StatusCLI(t testing.TB, id string) *queue.Record {
 // directly) until the message is terminal.
 func (s *Stack) WaitTerminalCLI(t testing.TB, id string, timeout time.Duration) *queue.Record {
 	t.Helper()
-	out, errOut, code := s.Vms(t, "status", id, "--wait", timeout.String(), "--json")
+	out, errOut, code := s.Vms(t, "status", s.keyOf(t, id), "--wait", timeout.String(), "--json")
 	if code != 0 {
 		t.Fatalf("vms status %s --wait %s: exit %d: %s%s", id, timeout, code, errOut, out)
 	}
@@ -1011,7 +1024,7 @@ func (s *Stack) WaitTerminal(t testing.TB, id string, timeout time.Duration) *qu
 // `vms status --json` shows them.
 func (s *Stack) History(t testing.TB, id string) []string {
 	t.Helper()
-	out, errOut, code := s.Vms(t, "status", id, "--json")
+	out, errOut, code := s.Vms(t, "status", s.keyOf(t, id), "--json")
 	if code != 0 {
 		t.Fatalf("vms status %s: exit %d: %s", id, code, errOut)
 	}

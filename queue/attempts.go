@@ -98,8 +98,8 @@ func (c *Client) EnqueueRedial(ctx context.Context, m Message, n int, at time.Ti
 	if n < 2 {
 		return fmt.Errorf("message %s: redial attempt %d: redials are attempts 2 and up", m.ID, n)
 	}
-	_, err := c.aq.EnqueueContext(ctx, asynq.NewTask(TaskSend, encodeTask(m.ID, n)),
-		asynq.TaskID(taskID(m.ID, n)), asynq.Queue(queueOf(m.Kind)), asynq.MaxRetry(3), asynq.ProcessAt(at),
+	_, err := c.aq.EnqueueContext(ctx, asynq.NewTask(TaskSend, encodeTask(m.Key(), n)),
+		asynq.TaskID(taskID(m.Key(), n)), asynq.Queue(queueOf(m.Kind)), asynq.MaxRetry(3), asynq.ProcessAt(at),
 		asynq.Timeout(c.opts.TaskTimeout), asynq.Retention(c.opts.Retention))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("message %s: enqueue redial %d: %w", m.ID, n, err)

@@ -183,8 +183,8 @@ func (c *Client) enqueue(ctx context.Context, m Message, queueName string) (*Rec
 	m.EnqueuedAt = time.Now().UTC()
 	if c.opts.Policy != nil {
 		// A message ID sent before is a duplicate, whatever policy says now.
-		if _, err := c.store.get(ctx, m.ID); err == nil {
-			return c.duplicate(ctx, m.ID)
+		if _, err := c.store.get(ctx, m.Key()); err == nil {
+			return c.duplicate(ctx, m.Key())
 		}
 	}
 	decision, err := c.admit(ctx, &m) // policy.go
@@ -207,7 +207,7 @@ func (c *Client) enqueue(ctx context.Context, m Message, queueName string) (*Rec
 			return nil, fmt.Errorf("enqueue %s: %w", m.ID, err)
 		}
 	}
-	res, err := c.Apply(ctx, newOp("create", m.ID, string(msg), newMessageID(), deferReason, MaskNumber(m.To), toHash))
+	res, err := c.Apply(ctx, newOp("create", m.Key(), string(msg), newMessageID(), deferReason, MaskNumber(m.To), toHash))
 	if err != nil {
 		// The record may exist all the same (a lost reply): its task is
 		// then enqueued by the sweeper, and a retry of the send with the
@@ -216,7 +216,7 @@ func (c *Client) enqueue(ctx context.Context, m Message, queueName string) (*Rec
 		return nil, fmt.Errorf("enqueue %s: %w", m.ID, err)
 	}
 	if !res.Applied {
-		return c.duplicate(ctx, m.ID)
+		return c.duplicate(ctx, m.Key())
 	}
 	if c.faultAfterCreate != nil {
 		if err := c.faultAfterCreate(); err != nil {
@@ -228,25 +228,25 @@ func (c *Client) enqueue(ctx context.Context, m Message, queueName string) (*Rec
 		// enqueues its task.
 		return nil, fmt.Errorf("enqueue %s: %w (the message is recorded and will be dispatched)", m.ID, err)
 	}
-	return c.store.get(ctx, m.ID)
+	return c.store.get(ctx, m.Key())
 }
 
 // enqueueTask enqueues the task of attempt n of m, unless it exists, and
 // then marks the record's task as known to exist.
 func (c *Client) enqueueTask(ctx context.Context, m Message, n int) error {
-	opts := []asynq.Option{asynq.TaskID(taskID(m.ID, n)), asynq.Queue(queueOf(m.Kind)), asynq.MaxRetry(3),
+	opts := []asynq.Option{asynq.TaskID(taskID(m.Key(), n)), asynq.Queue(queueOf(m.Kind)), asynq.MaxRetry(3),
 		asynq.Timeout(c.opts.TaskTimeout), asynq.Retention(c.opts.Retention)}
 	if !m.NotBefore.IsZero() {
 		opts = append(opts, asynq.ProcessAt(m.NotBefore))
 	}
-	_, err := c.aq.EnqueueContext(ctx, asynq.NewTask(TaskSend, encodeTask(m.ID, n)), opts...)
+	_, err := c.aq.EnqueueContext(ctx, asynq.NewTask(TaskSend, encodeTask(m.Key(), n)), opts...)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return err
 	}
 	// A conflict is this very task (a retry, the sweeper) or a task kept
 	// for retention whose record expired and was sent again: either way the
 	// ID has its task and no second one is made.
-	_, err = c.Apply(ctx, newOp("enqueued", m.ID))
+	_, err = c.Apply(ctx, newOp("enqueued", m.Key()))
 	return err
 }
 

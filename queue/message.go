@@ -40,6 +40,21 @@ type Message struct {
 	CallbackURL    string `json:"callback_url,omitempty"`
 }
 
+// Key is the message's key inside vms: message IDs are scoped per app, so
+// the same ID sent by two apps is two messages. A message of DefaultApp
+// keeps its ID as its key; another app's is "app/id" ('/' appears in
+// neither app nor message IDs). A Message with no AppID is read as having
+// its key in ID already (what the reaper knows of a call).
+func (m Message) Key() string { return Key(m.AppID, m.ID) }
+
+// Key is the key of message id of app.
+func Key(app, id string) string {
+	if app == "" || app == DefaultApp {
+		return id
+	}
+	return app + "/" + id
+}
+
 // Status is the state of a message record.
 //
 //	queued → dialing → ringing → answered → completed

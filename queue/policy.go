@@ -104,13 +104,13 @@ func (c *Client) CheckBeforeDial(ctx context.Context, m Message) error {
 	}
 	switch d.Verdict {
 	case Refuse:
-		if err := c.Abandon(ctx, m.ID, "", StatusBlocked, d.Reason); err != nil {
+		if err := c.Abandon(ctx, m.Key(), "", StatusBlocked, d.Reason); err != nil {
 			return err
 		}
 		_ = c.opts.Policy.Release(ctx, m)
 		return &InputError{Code: d.Code, Msg: d.Reason}
 	case Defer:
-		if _, err := c.Apply(ctx, endOp(m.ID, []Status{StatusQueued}, StatusQueued, "", map[string]string{"reason": d.Reason})); err != nil {
+		if _, err := c.Apply(ctx, endOp(m.Key(), []Status{StatusQueued}, StatusQueued, "", map[string]string{"reason": d.Reason})); err != nil {
 			return err
 		}
 		return &DeferError{Until: d.NotBefore, Reason: d.Reason}

@@ -126,7 +126,7 @@ func FinishOp(owner string, r *Record, tries []Attempt, next *NextAttempt) (Op, 
 		}
 		args = append(args, string(b))
 	}
-	return newOp("finish", r.ID, appendPairs(args, f)...), nil
+	return newOp("finish", r.Key(), appendPairs(args, f)...), nil
 }
 
 // appendPairs appends fields as name, value pairs in name order (so an op

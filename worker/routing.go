@@ -36,7 +36,7 @@ func (h *Handler) route(ctx context.Context, log *slog.Logger, m queue.Message) 
 			status = queue.StatusUnreachable
 		}
 		log.Error("message cannot be routed", "err", err)
-		if aerr := h.Queue.Abandon(ctx, m.ID, h.Owner, status, err.Error()); aerr != nil {
+		if aerr := h.Queue.Abandon(ctx, m.Key(), h.Owner, status, err.Error()); aerr != nil {
 			return nil, nil, aerr
 		}
 		return nil, nil, fmt.Errorf("%v: %w", err, asynq.SkipRetry)
@@ -77,7 +77,7 @@ func (h *Handler) dial(ctx context.Context, log *slog.Logger, m queue.Message, a
 		res = h.Dialer.Call(ctx, telephony.CallRequest{
 			MessageID: m.ID, To: m.To, Trunk: tr.ForCall(m.To), Audio: msg.audio, Actions: msg.actions, Ack: msg.ack,
 			RingTimeout: h.RingTimeout, MaxDuration: h.MaxDuration, MediaTimeout: h.MediaTimeout,
-			Progress: &progress{h: h, id: m.ID, attempt: attempt, trunk: tr.Name, log: log},
+			Progress: &progress{h: h, id: m.Key(), attempt: attempt, trunk: tr.Name, log: log},
 		})
 		slot.Release()
 		tries = append(tries, queue.Attempt{Attempt: attempt, Try: i + 1, Trunk: tr.Name, CallID: res.CallID,

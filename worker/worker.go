@@ -121,7 +121,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	msg, err := h.render(ctx, m)
 	if err != nil {
 		log.Error("message cannot be played", "err", err)
-		if aerr := h.Queue.Abandon(ctx, m.ID, h.Owner, queue.StatusFailed, err.Error()); aerr != nil {
+		if aerr := h.Queue.Abandon(ctx, m.Key(), h.Owner, queue.StatusFailed, err.Error()); aerr != nil {
 			return aerr
 		}
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
@@ -140,12 +140,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 
-	outcome, cur, err := h.Queue.Claim(ctx, m.ID, attempt, h.Owner, slot.Member(), h.Durability)
+	outcome, cur, err := h.Queue.Claim(ctx, m.Key(), attempt, h.Owner, slot.Member(), h.Durability)
 	if err != nil {
 		slot.Release()
 		// Whether the claim took effect is unknown (a lost reply): take it
 		// back, through the journal if need be, then let asynq retry.
-		h.Journal.record(queue.UnclaimOp(m.ID, attempt, h.Owner, slot.Member(),
+		h.Journal.record(queue.UnclaimOp(m.Key(), attempt, h.Owner, slot.Member(),
 			"the worker could not confirm its claim; rescheduled, not dialled"))
 		return fmt.Errorf("claim: %w", err)
 	}

@@ -20,6 +20,7 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	id := fs.String("id", "", "message ID (idempotency key); generated when empty")
 	playTimes := fs.Int("play-times", 0, "how many times the message is played, 1-3 (default 2)")
 	asJSON := fs.Bool("json", false, "print the message record as JSON")
+	app := fs.String("app", "", "send on behalf of this app of api.apps (its policy and callback key); default: no app")
 	code := fs.String("code", "", "verification code, 4-10 digits (send code)")
 	lang := fs.String("lang", "", "language of the code prompt (send code; default code.language)")
 	template := fs.String("template", "", "template ID (send tts)")
@@ -36,13 +37,16 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer e.Close()
+	if _, ok := e.cfg.API.App(*app); *app != "" && !ok {
+		return &exitError{2, fmt.Errorf("--app %q is not in api.apps of the config", *app)}
+	}
 	q := e.queue()
 
 	var rec *queue.Record
 	if kind == "code" {
-		rec, err = q.SendCode(ctx, queue.CodeRequest{ID: *id, To: *to, Code: *code, PlayTimes: *playTimes, Language: *lang})
+		rec, err = q.SendCode(ctx, queue.CodeRequest{ID: *id, To: *to, Code: *code, PlayTimes: *playTimes, Language: *lang, AppID: *app})
 	} else {
-		rec, err = q.SendTTS(ctx, queue.TTSRequest{ID: *id, To: *to, TemplateID: *template, Params: params, PlayTimes: *playTimes})
+		rec, err = q.SendTTS(ctx, queue.TTSRequest{ID: *id, To: *to, TemplateID: *template, Params: params, PlayTimes: *playTimes, AppID: *app})
 	}
 	var inputErr *queue.InputError
 	switch {

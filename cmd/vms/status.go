@@ -20,14 +20,15 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs, cfgPath := newFlags("status", stderr)
 	wait := fs.Duration("wait", 0, "block until the message is terminal or this much time passes")
 	asJSON := fs.Bool("json", false, "print the record as JSON")
+	app := fs.String("app", "", "the app that sent the message (message IDs are per app; default: messages sent without one, e.g. by vms send)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return &exitError{2, errors.New("usage: vms status MSGID [--wait DURATION] [--json]")}
+		return &exitError{2, errors.New("usage: vms status MSGID [--app APP] [--wait DURATION] [--json]")}
 	}
-	id := pos[0]
+	id := queue.Key(*app, pos[0])
 	e, err := openEnv(ctx, *cfgPath)
 	if err != nil {
 		return err
