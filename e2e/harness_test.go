@@ -47,8 +47,8 @@ import (
 
 // Names used in every stack's config.
 const (
-	AppID       = "e2e"     // the API app the tests send as
-	CLIApp      = "cli"     // messages sent with `vms send --app cli` belong to this app
+	AppID       = "e2e" // the API app the tests send as
+	CLIApp      = "cli" // messages sent with `vms send --app cli` belong to this app
 	Template    = "e2e_notice"
 	LongText    = "e2e_long"
 	callbackURI = "/vms/callback"
