@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/user"
+	"strings"
 
 	"github.com/vms-project/vms/queue"
+	"github.com/vms-project/vms/worker"
 )
 
 func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -20,6 +23,7 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	id := fs.String("id", "", "message ID (idempotency key); generated when empty")
 	playTimes := fs.Int("play-times", 0, "how many times the message is played, 1-3 (default 2)")
 	asJSON := fs.Bool("json", false, "print the message record as JSON")
+	reveal := fs.Bool("reveal", false, "print the full number and code (written to the audit log)")
 	app := fs.String("app", "", "send on behalf of this app of api.apps (its policy and callback key); default: no app")
 	code := fs.String("code", "", "verification code, 4-10 digits (send code)")
 	lang := fs.String("lang", "", "language of the code prompt (send code; default code.language)")
@@ -58,6 +62,9 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case err != nil:
 		return err
 	}
+	if err := conceal(ctx, e, rec, *reveal); err != nil {
+		return err
+	}
 	if *asJSON {
 		return printJSON(stdout, struct {
 			*queue.Record
@@ -65,6 +72,25 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}{rec, err != nil})
 	}
 	fmt.Fprintln(stdout, rec.ID)
+	return nil
+}
+
+// conceal masks the number and the code of rec for output, or, with
+// reveal, leaves them and records in the audit log who saw them.
+func conceal(ctx context.Context, e *env, rec *queue.Record, reveal bool) error {
+	if !reveal {
+		rec.To = queue.MaskNumber(rec.To)
+		rec.Code = strings.Repeat("*", len(rec.Code))
+		return nil
+	}
+	who := "cli"
+	if u, err := user.Current(); err == nil {
+		who = "cli:" + u.Username
+	}
+	_, err := worker.PolicyFor(e.cfg, e.rdb, nil).Audit().Record(ctx, "record.revealed", who, rec.Key(), nil)
+	if err != nil {
+		return fmt.Errorf("--reveal is audited, and the audit log could not be written: %w", err)
+	}
 	return nil
 }
 

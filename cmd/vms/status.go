@@ -20,6 +20,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs, cfgPath := newFlags("status", stderr)
 	wait := fs.Duration("wait", 0, "block until the message is terminal or this much time passes")
 	asJSON := fs.Bool("json", false, "print the record as JSON")
+	reveal := fs.Bool("reveal", false, "print the full number and code (written to the audit log)")
 	app := fs.String("app", "", "the app that sent the message (message IDs are per app; default: messages sent without one, e.g. by vms send)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -48,7 +49,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		rec, err = q.Watch(wctx, id, nil)
 		if errors.Is(err, context.DeadlineExceeded) {
 			rec, _ = q.Get(ctx, id)
-			if rec != nil {
+			if rec != nil && conceal(ctx, e, rec, *reveal) == nil {
 				printRecord(stdout, rec, *asJSON)
 			}
 			return &exitError{exitTimeout, fmt.Errorf("message %s is still %s after %s", id, statusOf(rec), *wait)}
@@ -58,6 +59,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	events, err := q.Events(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := conceal(ctx, e, rec, *reveal); err != nil {
 		return err
 	}
 	if *asJSON {
