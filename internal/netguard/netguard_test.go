@@ -2,7 +2,6 @@ package netguard
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"net"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vms-project/vms/internal/testutil"
 )
 
 func TestCheckAddr(t *testing.T) {
@@ -94,58 +95,11 @@ func TestCheckHostPattern(t *testing.T) {
 	}
 }
 
-// fakeDNS answers every A query with 127.0.0.1 and every other query with no
-// records: a public-looking name that points inside (DNS rebinding).
-func fakeDNS(t *testing.T) *net.Resolver {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n < 12 {
-				continue
-			}
-			q := buf[12:n]
-			end := 0
-			for end < len(q) && q[end] != 0 {
-				end += int(q[end]) + 1
-			}
-			if end+5 > len(q) {
-				continue
-			}
-			question := q[:end+5]
-			qtype := binary.BigEndian.Uint16(question[end+1:])
-			resp := append([]byte{}, buf[:2]...)        // ID
-			resp = append(resp, 0x81, 0x80, 0, 1, 0, 0) // response, RD RA; 1 question
-			resp = append(resp, 0, 0, 0, 0)             // no authority, no additional
-			resp = append(resp, question...)
-			if qtype == 1 {
-				resp[7] = 1                                            // one answer
-				resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60) // name ptr, A, IN, TTL 60
-				resp = append(resp, 0, 4, 127, 0, 0, 1)
-			}
-			_, _ = pc.WriteTo(resp, from)
-		}
-	}()
-	addr := pc.LocalAddr().String()
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", addr)
-	}}
-}
-
 func TestDialerRefusesNameResolvingInside(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	res := fakeDNS(t)
+	res := testutil.FakeDNS(t, netip.MustParseAddr("127.0.0.1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if ips, err := res.LookupHost(ctx, "hooks.rebind.example"); err != nil || len(ips) != 1 || ips[0] != "127.0.0.1" {
