@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -114,12 +115,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// TLS reports whether Serve serves HTTPS (api.tls_cert and api.tls_key set).
+func (s *Server) TLS() bool { return s.cfg.API.TLSCert != "" }
+
 // Serve answers on ln until ctx ends, then shuts down gracefully (requests
-// in progress get up to 10 s).
+// in progress get up to 10 s). With api.tls_cert and api.tls_key it serves
+// HTTPS, TLS 1.2 or later; plain HTTP to it is refused.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	if s.TLS() {
+		cert, err := tls.LoadX509KeyPair(s.cfg.API.TLSCert, s.cfg.API.TLSKey)
+		if err != nil {
+			return fmt.Errorf("api.tls_cert %s / api.tls_key %s: %w", s.cfg.API.TLSCert, s.cfg.API.TLSKey, err)
+		}
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan struct{})
@@ -130,7 +142,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		_ = hs.Shutdown(sctx)
 	}()
-	err := hs.Serve(ln)
+	var err error
+	if hs.TLSConfig != nil {
+		err = hs.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+	} else {
+		err = hs.Serve(ln)
+	}
 	stop()
 	<-done
 	if errors.Is(err, http.ErrServerClosed) {
