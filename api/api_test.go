@@ -31,10 +31,11 @@ type env struct {
 	cfg *config.Config
 	rdb *redis.Client
 	q   *queue.Client
+	h   *api.Server
 	srv *httptest.Server
 }
 
-func newEnv(t *testing.T, edit func(*config.Config)) *env {
+func newEnv(t testing.TB, edit func(*config.Config)) *env {
 	t.Helper()
 	rs := redistest.Start(t)
 	cfg := config.Defaults()
@@ -59,7 +60,7 @@ func newEnv(t *testing.T, edit func(*config.Config)) *env {
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &env{cfg: cfg, rdb: rdb, q: q, srv: srv}
+	return &env{cfg: cfg, rdb: rdb, q: q, h: s, srv: srv}
 }
 
 // req describes one raw request; zero fields take the valid default.

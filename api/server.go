@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -100,6 +102,13 @@ func New(cfg *config.Config, rdb redis.UniversalClient, q *queue.Client, log *sl
 // ServeHTTP implements http.Handler. Requests no route matches get a JSON
 // 404 or 405 rather than the mux's plain text.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The mux would answer a path with empty or dot segments ("//v1/...",
+	// "/v1/calls/../x") with an HTML redirect to its cleaned form, which a
+	// signed request cannot follow (the signature covers the path sent).
+	if p := r.URL.Path; !strings.HasPrefix(p, "/") || (path.Clean(p) != p && path.Clean(p)+"/" != p) {
+		writeError(w, CodeNotFound, fmt.Sprintf("no endpoint %s %s: send the path without empty or dot segments (see /openapi.json)", r.Method, r.URL.Path))
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
 			r2 := r.Clone(r.Context())
