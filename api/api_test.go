@@ -284,6 +284,8 @@ func TestErrorCodes(t *testing.T) {
 		{"invalid_params", req{path: "/v1/calls/tts", body: `{"to":"+8613800138000","template_id":"delivery","params":["a"]}`}, 400, "invalid_params"},
 		{"not_found", req{method: "GET", path: "/v1/calls/nope"}, 404, api.CodeNotFound},
 		{"no such endpoint", req{method: "GET", path: "/v2/x"}, 404, api.CodeNotFound},
+		{"unclean path", req{method: "GET", path: "//v1/calls/x"}, 404, api.CodeNotFound}, // not the mux's HTML redirect
+		{"dot segments", req{path: "/v1/calls/x/../code", body: `{"to":"+8613800138000","code":"1234"}`}, 404, api.CodeNotFound},
 		{"method_not_allowed", req{method: "DELETE", path: "/v1/calls/x"}, 405, api.CodeMethodNotAllowed},
 	}
 	for _, c := range cases {
