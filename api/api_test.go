@@ -31,10 +31,11 @@ type env struct {
 	cfg *config.Config
 	rdb *redis.Client
 	q   *queue.Client
+	h   *api.Server
 	srv *httptest.Server
 }
 
-func newEnv(t *testing.T, edit func(*config.Config)) *env {
+func newEnv(t testing.TB, edit func(*config.Config)) *env {
 	t.Helper()
 	rs := redistest.Start(t)
 	cfg := config.Defaults()
@@ -59,7 +60,7 @@ func newEnv(t *testing.T, edit func(*config.Config)) *env {
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &env{cfg: cfg, rdb: rdb, q: q, srv: srv}
+	return &env{cfg: cfg, rdb: rdb, q: q, h: s, srv: srv}
 }
 
 // req describes one raw request; zero fields take the valid default.
@@ -292,6 +293,8 @@ func TestErrorCodes(t *testing.T) {
 		{"invalid_params", req{path: "/v1/calls/tts", body: `{"to":"+8613800138000","template_id":"delivery","params":["a"]}`}, 400, "invalid_params"},
 		{"not_found", req{method: "GET", path: "/v1/calls/nope"}, 404, api.CodeNotFound},
 		{"no such endpoint", req{method: "GET", path: "/v2/x"}, 404, api.CodeNotFound},
+		{"unclean path", req{method: "GET", path: "//v1/calls/x"}, 404, api.CodeNotFound}, // not the mux's HTML redirect
+		{"dot segments", req{path: "/v1/calls/x/../code", body: `{"to":"+8613800138000","code":"1234"}`}, 404, api.CodeNotFound},
 		{"method_not_allowed", req{method: "DELETE", path: "/v1/calls/x"}, 405, api.CodeMethodNotAllowed},
 	}
 	for _, c := range cases {

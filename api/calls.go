@@ -10,6 +10,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/vms-project/vms/internal/netguard"
 	"github.com/vms-project/vms/queue"
 	"github.com/vms-project/vms/templates"
 )
@@ -51,12 +52,30 @@ func decode(w http.ResponseWriter, body []byte, v any) bool {
 	return true
 }
 
+// checkCallbackURL refuses a callback_url that is not http(s), carries
+// credentials, names a host off the app's callback_hosts, or (without
+// api.callbacks.allow_private_hosts) an internal address. Host names are
+// checked again, resolved, when the callback connects.
+func (s *Server) checkCallbackURL(w http.ResponseWriter, a *app, raw string) bool {
+	if raw == "" {
+		return true
+	}
+	if err := netguard.CheckURL(raw, s.cfg.API.Callbacks.AllowPrivateHosts, a.CallbackHosts); err != nil {
+		writeError(w, CodeInvalidCallbackURL, "callback_url: "+err.Error())
+		return false
+	}
+	return true
+}
+
 func (s *Server) sendCode(w http.ResponseWriter, r *http.Request, body []byte) {
 	var req CodeCall
 	if !decode(w, body, &req) {
 		return
 	}
 	a := appFrom(r.Context())
+	if !s.checkCallbackURL(w, a, req.CallbackURL) {
+		return
+	}
 	rec, err := s.q.SendCode(r.Context(), queue.CodeRequest{ID: req.MessageID, To: req.To, Code: req.Code,
 		PlayTimes: req.PlayTimes, Language: req.Language, AppID: a.ID,
 		SessionContext: req.SessionContext, CallbackURL: req.CallbackURL})
@@ -75,6 +94,9 @@ func (s *Server) sendTTS(w http.ResponseWriter, r *http.Request, body []byte) {
 		return
 	}
 	a := appFrom(r.Context())
+	if !s.checkCallbackURL(w, a, req.CallbackURL) {
+		return
+	}
 	if !a.MaySend(req.TemplateID) {
 		writeError(w, CodeTemplateNotAllowed, fmt.Sprintf("app %s may not send template %q: add it to the app's templates in the config", a.ID, req.TemplateID))
 		return

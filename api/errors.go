@@ -32,6 +32,9 @@ const (
 	CodeNotCancelable      = "not_cancelable"
 	CodeInvalidReason      = "invalid_reason"
 	CodeCalleeOptedOut     = "callee_opted_out"
+	// CodeInvalidCallbackURL: not http(s), with credentials, a host off the
+	// app's callback_hosts, or an internal address (also queue's code).
+	CodeInvalidCallbackURL = "invalid_callback_url"
 	CodeInternal           = "internal"
 )
 
@@ -52,6 +55,7 @@ var statusOf = map[string]int{
 	CodeNotCancelable:       http.StatusConflict,
 	CodeInvalidReason:       http.StatusBadRequest,
 	CodeCalleeOptedOut:      http.StatusForbidden,
+	CodeInvalidCallbackURL:  http.StatusBadRequest,
 	CodeInternal:            http.StatusInternalServerError,
 	"invalid_number":        http.StatusBadRequest,
 	"invalid_code":          http.StatusBadRequest,

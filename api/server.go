@@ -6,12 +6,15 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -99,6 +102,13 @@ func New(cfg *config.Config, rdb redis.UniversalClient, q *queue.Client, log *sl
 // ServeHTTP implements http.Handler. Requests no route matches get a JSON
 // 404 or 405 rather than the mux's plain text.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The mux would answer a path with empty or dot segments ("//v1/...",
+	// "/v1/calls/../x") with an HTML redirect to its cleaned form, which a
+	// signed request cannot follow (the signature covers the path sent).
+	if p := r.URL.Path; !strings.HasPrefix(p, "/") || (path.Clean(p) != p && path.Clean(p)+"/" != p) {
+		writeError(w, CodeNotFound, fmt.Sprintf("no endpoint %s %s: send the path without empty or dot segments (see /openapi.json)", r.Method, r.URL.Path))
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
 			r2 := r.Clone(r.Context())
@@ -114,12 +124,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// TLS reports whether Serve serves HTTPS (api.tls_cert and api.tls_key set).
+func (s *Server) TLS() bool { return s.cfg.API.TLSCert != "" }
+
 // Serve answers on ln until ctx ends, then shuts down gracefully (requests
-// in progress get up to 10 s).
+// in progress get up to 10 s). With api.tls_cert and api.tls_key it serves
+// HTTPS, TLS 1.2 or later; plain HTTP to it is refused.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	if s.TLS() {
+		cert, err := tls.LoadX509KeyPair(s.cfg.API.TLSCert, s.cfg.API.TLSKey)
+		if err != nil {
+			return fmt.Errorf("api.tls_cert %s / api.tls_key %s: %w", s.cfg.API.TLSCert, s.cfg.API.TLSKey, err)
+		}
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan struct{})
@@ -130,7 +151,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		_ = hs.Shutdown(sctx)
 	}()
-	err := hs.Serve(ln)
+	var err error
+	if hs.TLSConfig != nil {
+		err = hs.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+	} else {
+		err = hs.Serve(ln)
+	}
 	stop()
 	<-done
 	if errors.Is(err, http.ErrServerClosed) {

@@ -18,7 +18,7 @@ func newClips(t *testing.T, store Store) *Clips {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, _ := NewFetcher(FetchOptions{})
+	f, _ := NewFetcher(FetchOptions{AllowPrivateHosts: true}) // test servers are on 127.0.0.1
 	return &Clips{Loader: &Loader{Fetcher: f, Store: store}, Renderer: r}
 }
 

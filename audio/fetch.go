@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vms-project/vms/internal/netguard"
 )
 
 // FetchOptions configures a Fetcher. Zero values take the defaults shown.
@@ -41,8 +43,14 @@ type FetchOptions struct {
 	// CacheDir keeps fetched clips and their validators (ETag, Last-Modified) across
 	// restarts; empty keeps them in memory only.
 	CacheDir string
+	// AllowPrivateHosts lets fetches connect to loopback, private, link-local
+	// and other non-public addresses (audio.fetch.allow_private_hosts). Off,
+	// every connection's resolved address is checked when it is made
+	// (netguard), so a recording URL, or a redirect, or a name rebound in
+	// DNS, cannot reach inside the network.
+	AllowPrivateHosts bool
 	// Transport overrides the HTTP transport (tests); nil uses a clone of
-	// http.DefaultTransport.
+	// http.DefaultTransport with the address check of AllowPrivateHosts.
 	Transport http.RoundTripper
 	// Logger receives retries (warnings); nil discards.
 	Logger *slog.Logger
@@ -120,7 +128,7 @@ func NewFetcher(o FetchOptions) (*Fetcher, error) {
 	}
 	tr := o.Transport
 	if tr == nil {
-		tr = http.DefaultTransport.(*http.Transport).Clone()
+		tr = netguard.Transport(o.AllowPrivateHosts)
 	}
 	f := &Fetcher{o: o, log: o.Logger, known: map[string]*fetched{}}
 	if f.log == nil {
@@ -215,6 +223,10 @@ func (f *Fetcher) attempt(ctx context.Context, rawURL string, prev *fetched) (Fe
 			} else {
 				err = ue.Err
 			}
+		}
+		if errors.Is(err, netguard.ErrAddressNotAllowed) {
+			f.log.Warn("audio: fetch refused", "url", RedactURL(rawURL), "err", err)
+			return FetchResult{}, 0, errPermanent{fmt.Errorf("refused: %w: the URL (or a redirect) leads to a loopback, private or other non-public address; set audio.fetch.allow_private_hosts: true if the recording is served internally on purpose", netguard.ErrAddressNotAllowed)}
 		}
 		if strings.Contains(err.Error(), "redirect") {
 			return FetchResult{}, 0, errPermanent{err}

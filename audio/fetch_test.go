@@ -5,12 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vms-project/vms/internal/netguard"
+	"github.com/vms-project/vms/internal/testutil"
 )
 
 func testCtx(t testing.TB) context.Context {
@@ -66,7 +71,7 @@ func TestFetchConditionalRequests(t *testing.T) {
 			ts := httptest.NewServer(srv)
 			defer ts.Close()
 			dir := t.TempDir()
-			f, _ := NewFetcher(FetchOptions{CacheDir: dir})
+			f, _ := NewFetcher(FetchOptions{AllowPrivateHosts: true, CacheDir: dir})
 			url := ts.URL + "/clip.wav"
 			for i := range 3 {
 				res, err := f.Fetch(testCtx(t), url)
@@ -81,7 +86,7 @@ func TestFetchConditionalRequests(t *testing.T) {
 				t.Errorf("%d downloads in %d requests, want 1 in 3", d, r)
 			}
 			// A restarted worker (new Fetcher, same directory) still asks conditionally.
-			f2, _ := NewFetcher(FetchOptions{CacheDir: dir})
+			f2, _ := NewFetcher(FetchOptions{AllowPrivateHosts: true, CacheDir: dir})
 			if res, err := f2.Fetch(testCtx(t), url); err != nil || !res.NotModified || string(res.Body) != "RIFF-version-one" {
 				t.Errorf("after restart: %v, not-modified=%v", err, res.NotModified)
 			}
@@ -103,7 +108,7 @@ func TestFetchRevalidateWindow(t *testing.T) {
 	srv.set([]byte("RIFF"))
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	f, _ := NewFetcher(FetchOptions{Revalidate: time.Hour})
+	f, _ := NewFetcher(FetchOptions{AllowPrivateHosts: true, Revalidate: time.Hour})
 	for range 3 {
 		if _, err := f.Fetch(testCtx(t), ts.URL); err != nil {
 			t.Fatal(err)
@@ -125,7 +130,7 @@ func TestFetchRetriesWithBackoff(t *testing.T) {
 		w.Write([]byte("ID3 ok"))
 	}))
 	defer ts.Close()
-	f, _ := NewFetcher(FetchOptions{Retries: 2, Backoff: 50 * time.Millisecond})
+	f, _ := NewFetcher(FetchOptions{AllowPrivateHosts: true, Retries: 2, Backoff: 50 * time.Millisecond})
 	start := time.Now()
 	res, err := f.Fetch(testCtx(t), ts.URL+"/a.mp3")
 	if err != nil || string(res.Body) != "ID3 ok" {
@@ -188,7 +193,7 @@ func TestFetchRefusals(t *testing.T) {
 	})
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
-	f, _ := NewFetcher(FetchOptions{MaxBytes: 4000, MaxRedirects: 3, Retries: 1, Backoff: 10 * time.Millisecond, Timeout: 300 * time.Millisecond})
+	f, _ := NewFetcher(FetchOptions{AllowPrivateHosts: true, MaxBytes: 4000, MaxRedirects: 3, Retries: 1, Backoff: 10 * time.Millisecond, Timeout: 300 * time.Millisecond})
 
 	for _, tc := range []struct {
 		path, want string
@@ -226,4 +231,77 @@ func TestFetchRefusals(t *testing.T) {
 	if _, err := f.Fetch(testCtx(t), "ftp://example.invalid/a.wav"); err == nil {
 		t.Error("ftp URL accepted")
 	}
+}
+
+// TestFetchRefusesInsideAddresses: without AllowPrivateHosts (the default,
+// audio.fetch.allow_private_hosts: false) a recording URL cannot reach a
+// loopback or other inside address, whether it names the address, a name
+// that resolves to it (checked when connecting), or redirects there. The
+// refusal is not retried.
+func TestFetchRefusesInsideAddresses(t *testing.T) {
+	var hits atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "audio/wav")
+		w.Write([]byte("RIFF"))
+	}))
+	defer ts.Close()
+	_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
+	f, _ := NewFetcher(FetchOptions{Retries: 2, Backoff: time.Second})
+	// A public-looking name that DNS resolves to 127.0.0.1, through the
+	// same guarded transport the default fetcher uses.
+	tr := netguard.Transport(false)
+	tr.DialContext = netguard.Dialer(net.Dialer{Resolver: testutil.FakeDNS(t, netip.MustParseAddr("127.0.0.1"))}, false).DialContext
+	rebound, _ := NewFetcher(FetchOptions{Retries: 2, Backoff: time.Second, Transport: tr})
+	for name, c := range map[string]struct {
+		f   *Fetcher
+		url string
+	}{
+		"address":   {f, ts.URL + "/a.wav"},
+		"localhost": {f, "http://localhost:" + port + "/a.wav"},
+		"mapped":    {f, "http://[::ffff:127.0.0.1]:" + port + "/a.wav"},
+		"metadata":  {f, "http://169.254.169.254/latest/meta-data/a.wav"},
+		"rebound":   {rebound, "http://cdn.example.net:" + port + "/a.wav"},
+	} {
+		start := time.Now()
+		_, err := c.f.Fetch(testCtx(t), c.url)
+		if !errors.Is(err, netguard.ErrAddressNotAllowed) || !strings.Contains(err.Error(), "refused: address not allowed") ||
+			!strings.Contains(err.Error(), "audio.fetch.allow_private_hosts") {
+			t.Errorf("%s: %v, want refused: address not allowed", name, err)
+		}
+		if time.Since(start) > 900*time.Millisecond {
+			t.Errorf("%s: the refusal took %s: it was retried", name, time.Since(start))
+		}
+	}
+	// A redirect from an allowed server into the inside is refused too.
+	redirect := httptest.NewServer(http.RedirectHandler(ts.URL+"/a.wav", http.StatusFound))
+	defer redirect.Close()
+	trOpen := netguard.Transport(false)
+	allowFirst := &firstHopTransport{first: http.DefaultTransport, rest: trOpen}
+	rf, _ := NewFetcher(FetchOptions{Retries: -1, Transport: allowFirst})
+	if _, err := rf.Fetch(testCtx(t), redirect.URL+"/start.wav"); !errors.Is(err, netguard.ErrAddressNotAllowed) {
+		t.Errorf("redirect into the inside: %v", err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the inside server was reached %d times", n)
+	}
+	// With the opt-in it is fetched.
+	ok, _ := NewFetcher(FetchOptions{AllowPrivateHosts: true})
+	if res, err := ok.Fetch(testCtx(t), "http://localhost:"+port+"/a.wav"); err != nil || string(res.Body) != "RIFF" {
+		t.Fatalf("with AllowPrivateHosts: %q %v", res.Body, err)
+	}
+}
+
+// firstHopTransport sends the first request through first (standing for a
+// public server) and every later one, the redirects, through rest.
+type firstHopTransport struct {
+	first, rest http.RoundTripper
+	n           atomic.Int32
+}
+
+func (t *firstHopTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.n.Add(1) == 1 {
+		return t.first.RoundTrip(r)
+	}
+	return t.rest.RoundTrip(r)
 }

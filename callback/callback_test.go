@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,7 +16,9 @@ import (
 	"github.com/vms-project/vms/api/sign"
 	"github.com/vms-project/vms/callback"
 	"github.com/vms-project/vms/config"
+	"github.com/vms-project/vms/internal/netguard"
 	"github.com/vms-project/vms/internal/redistest"
+	"github.com/vms-project/vms/internal/testutil"
 	"github.com/vms-project/vms/queue"
 )
 
@@ -79,7 +83,16 @@ func (r *receiver) reports() []callback.Report {
 	return append([]callback.Report(nil), r.got...)
 }
 
-func setup(t *testing.T, url string, events []string) (*queue.Client, *callback.Service) {
+// setup starts the callback service for app shop. Test receivers are on
+// 127.0.0.1, so api.callbacks.allow_private_hosts is on unless an edit
+// turns it off.
+func setup(t *testing.T, url string, events []string, edits ...func(*config.Config)) (*queue.Client, *callback.Service) {
+	t.Helper()
+	return start(t, url, events, nil, edits...)
+}
+
+// start is setup with callback hosts resolved by res (nil: the system's).
+func start(t *testing.T, url string, events []string, res *net.Resolver, edits ...func(*config.Config)) (*queue.Client, *callback.Service) {
 	t.Helper()
 	rs := redistest.Start(t)
 	cfg := config.Defaults()
@@ -88,6 +101,10 @@ func setup(t *testing.T, url string, events []string) (*queue.Client, *callback.
 	cfg.API.Callbacks.InitialBackoff = config.Duration(200 * time.Millisecond)
 	cfg.API.Callbacks.Timeout = config.Duration(500 * time.Millisecond)
 	cfg.API.Callbacks.RetryFor = config.Duration(time.Minute)
+	cfg.API.Callbacks.AllowPrivateHosts = true
+	for _, edit := range edits {
+		edit(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +114,9 @@ func setup(t *testing.T, url string, events []string) (*queue.Client, *callback.
 	svc, err := callback.New(cfg, rdb, q, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if res != nil {
+		callback.SetResolver(svc, res)
 	}
 	if err := svc.Start(); err != nil {
 		t.Fatal(err)
@@ -362,5 +382,133 @@ func TestKeypressOnceAcrossRewrittenOutcome(t *testing.T) {
 	if len(got) != 1 || got[0].Event != "keypress" || got[0].DTMF != "9" || !got[0].OptedOut ||
 		got[0].EventID != callback.KeypressEventID(queue.Key("shop", "u-1"), 1) {
 		t.Fatalf("callbacks %+v, want one keypress event with key 9", got)
+	}
+}
+
+// dialing enqueues message id with its own callback URL (through
+// queue.Client, which checks only the URL's form, as a Go upstream would)
+// and records that a worker dials it: the dialing event is due.
+func dialing(t *testing.T, q *queue.Client, id, url string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := q.SendCode(ctx, queue.CodeRequest{ID: id, To: "+8613800138000", Code: "4821", AppID: "shop", CallbackURL: url}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := q.Claim(ctx, id, 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
+		t.Fatal(out, err)
+	}
+	progress(t, q, id, queue.StatusDialing, map[string]string{"invite_at": time.Now().UTC().Format(time.RFC3339Nano)})
+}
+
+// callbackState waits until message id's dialing callback has had an
+// attempt and returns its state.
+func callbackState(t *testing.T, q *queue.Client, id string, done func(queue.CallbackState) bool) queue.CallbackState {
+	t.Helper()
+	var st queue.CallbackState
+	waitFor(t, 15*time.Second, id+"'s callback state", func() bool {
+		rec, err := q.Get(context.Background(), id)
+		if err != nil {
+			return false
+		}
+		st = rec.Callbacks["dialing"]
+		return st.Attempts > 0 && done(st)
+	})
+	return st
+}
+
+// TestCallbackToInsideRefused: without api.callbacks.allow_private_hosts a
+// callback never reaches an inside address, whether the URL names it or a
+// public-looking host name resolves to it (DNS answers 127.0.0.1: refused
+// when connecting); the record says only "refused: address not allowed",
+// and it is not retried.
+func TestCallbackToInsideRefused(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	_, port, _ := net.SplitHostPort(rcv.srv.Listener.Addr().String())
+	res := testutil.FakeDNS(t, netip.MustParseAddr("127.0.0.1"))
+	q, _ := start(t, "", []string{"dialing"}, res, func(c *config.Config) { c.API.Callbacks.AllowPrivateHosts = false })
+	cases := map[string]string{
+		"rebound":    "http://hooks.shop.example:" + port + "/cb", // passes every URL check; refused when dialing
+		"localhost":  "http://localhost:" + port + "/cb",
+		"by-address": "http://127.0.0.1:" + port + "/cb",
+		"mapped":     "http://[::ffff:127.0.0.1]:" + port + "/cb",
+		"metadata":   "http://169.254.169.254/latest/meta-data/",
+	}
+	if err := netguard.CheckURL(cases["rebound"], false, nil); err != nil {
+		t.Fatalf("the rebound name is refused before dialing (%v): this test would not test the dialer", err)
+	}
+	for id, url := range cases {
+		dialing(t, q, id, url)
+	}
+	for id := range cases {
+		st := callbackState(t, q, id, func(st queue.CallbackState) bool { return st.State == queue.CallbackFailed })
+		if st.LastError != "refused: address not allowed" || st.Attempts != 1 || st.LastHTTP != 0 {
+			t.Errorf("%s: callback state %+v, want failed after 1 attempt, refused: address not allowed", id, st)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // a retry would come after 200 ms
+	rcv.mu.Lock()
+	n := len(rcv.tries)
+	rcv.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the receiver on 127.0.0.1 got %d callbacks", n)
+	}
+	for id := range cases {
+		if rec, _ := q.Get(context.Background(), id); rec.Callbacks["dialing"].Attempts != 1 {
+			t.Errorf("%s: %d attempts, want 1 (a refusal is not retried)", id, rec.Callbacks["dialing"].Attempts)
+		}
+	}
+}
+
+// TestCallbackAllowedWithOptIn: the same inside receiver, reached by a name
+// that resolves to it, gets the callback once the operator opts in.
+func TestCallbackAllowedWithOptIn(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	_, port, _ := net.SplitHostPort(rcv.srv.Listener.Addr().String())
+	q, _ := start(t, "", []string{"dialing"}, testutil.FakeDNS(t, netip.MustParseAddr("127.0.0.1"))) // allow_private_hosts: true
+	dialing(t, q, "in-1", "http://hooks.shop.example:"+port+"/cb")
+	st := callbackState(t, q, "in-1", func(st queue.CallbackState) bool { return st.State == queue.CallbackDelivered })
+	if st.LastHTTP != 200 || len(rcv.reports()) != 1 {
+		t.Fatalf("state %+v, %d reports", st, len(rcv.reports()))
+	}
+}
+
+// TestCallbackHostsList: an app with callback_hosts posts only to them,
+// whatever the message names.
+func TestCallbackHostsList(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	q, _ := setup(t, "", []string{"dialing"}, func(c *config.Config) { c.API.Apps[0].CallbackHosts = []string{"*.hooks.example.com"} })
+	dialing(t, q, "h-1", rcv.srv.URL+"/cb")
+	st := callbackState(t, q, "h-1", func(st queue.CallbackState) bool { return st.State == queue.CallbackFailed })
+	if st.LastError != "refused: host not allowed" || len(rcv.reports()) != 0 {
+		t.Fatalf("state %+v, %d reports; want refused: host not allowed and nothing posted", st, len(rcv.reports()))
+	}
+}
+
+// TestCallbackRedirectNotFollowed: a 3xx is a failed attempt; its Location
+// is never requested. Receiver errors are recorded as just their status.
+func TestCallbackRedirectNotFollowed(t *testing.T) {
+	target := newReceiver(t, nil)
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.srv.URL+"/stolen", http.StatusFound)
+	}))
+	t.Cleanup(redirect.Close)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
+	t.Cleanup(down.Close)
+	q, _ := setup(t, "", []string{"dialing"})
+	dialing(t, q, "r-1", redirect.URL+"/cb")
+	dialing(t, q, "r-2", down.URL+"/cb")
+	st := callbackState(t, q, "r-1", func(st queue.CallbackState) bool { return st.Attempts >= 2 })
+	if st.State != queue.CallbackPending || st.LastHTTP != 302 || st.LastError != "HTTP 302 (redirects are not followed)" {
+		t.Errorf("redirected callback state %+v", st)
+	}
+	target.mu.Lock()
+	n := len(target.tries)
+	target.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the redirect target got %d callbacks", n)
+	}
+	st = callbackState(t, q, "r-2", func(queue.CallbackState) bool { return true })
+	if st.State != queue.CallbackPending || st.LastHTTP != 503 || st.LastError != "HTTP 503" {
+		t.Errorf("503 callback state %+v", st)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,21 +14,28 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/vms-project/vms/api/sign"
+	"github.com/vms-project/vms/internal/netguard"
 	"github.com/vms-project/vms/queue"
 )
 
 // sender POSTs one callback task. It implements asynq.Handler.
 type sender struct {
-	q        *queue.Client
-	keys     map[string][]byte
-	http     *http.Client
-	retryFor time.Duration
-	log      *slog.Logger
+	q     *queue.Client
+	keys  map[string][]byte
+	hosts map[string][]string // api.apps[].callback_hosts
+	// allowPrivate is api.callbacks.allow_private_hosts; http's transport
+	// refuses non-public addresses at connect time unless it is set.
+	allowPrivate bool
+	http         *http.Client
+	retryFor     time.Duration
+	log          *slog.Logger
 }
 
-// ProcessTask posts the callback once. A 2xx marks it delivered; anything
-// else is an error that asynq retries with backoff, until retry_for has
-// passed since the first attempt: then it is marked failed and archived.
+// ProcessTask posts the callback once. A 2xx marks it delivered; a refused
+// URL or address (netguard) marks it failed at once; anything else is an
+// error that asynq retries with backoff, until retry_for has passed since
+// the first attempt: then it is marked failed and archived. The record's
+// last_error is a short description (describe); the log has the detail.
 func (s *sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var tk task
 	if err := json.Unmarshal(t.Payload(), &tk); err != nil || tk.EventID == "" {
@@ -51,7 +59,15 @@ func (s *sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		log.Info("callback delivered", "http", code)
 		return nil
 	}
-	st.LastError = err.Error()
+	// The record is read back by the app through the API: it gets a short
+	// description, never an address or a dial error (those are logged).
+	st.LastError = describe(code, err)
+	if refused(err) {
+		st.State = queue.CallbackFailed
+		s.record(tk, st, log)
+		log.Warn("callback refused", "err", err)
+		return fmt.Errorf("callback %s: %v: %w", tk.EventID, err, asynq.SkipRetry)
+	}
 	if time.Since(tk.FirstAt) >= s.retryFor {
 		st.State = queue.CallbackFailed
 		s.record(tk, st, log)
@@ -64,11 +80,42 @@ func (s *sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return err
 }
 
+// errInvalidURL marks a callback URL refused for its form (scheme,
+// credentials, no host).
+var errInvalidURL = errors.New("invalid callback URL")
+
+// refused reports whether err is a refusal that retrying cannot change.
+func refused(err error) bool {
+	return errors.Is(err, netguard.ErrAddressNotAllowed) || errors.Is(err, netguard.ErrHostNotAllowed) || errors.Is(err, errInvalidURL)
+}
+
+// describe is what the record says of a failed attempt: "HTTP 503",
+// "timed out", "connection failed", "refused: address not allowed", ...
+func describe(code int, err error) string {
+	switch {
+	case code >= 300 && code <= 399:
+		return fmt.Sprintf("HTTP %d (redirects are not followed)", code)
+	case code != 0:
+		return fmt.Sprintf("HTTP %d", code)
+	case errors.Is(err, errInvalidURL):
+		return "refused: invalid URL"
+	}
+	return netguard.Describe(err)
+}
+
 // post sends the signed report once and returns the HTTP status.
 func (s *sender) post(ctx context.Context, tk task, key []byte) (int, error) {
+	// Checked again here: the URL may have been enqueued by a client that
+	// does not check (queue.Client) or before the config changed.
+	if err := netguard.CheckURL(tk.URL, s.allowPrivate, s.hosts[tk.AppID]); err != nil {
+		if !errors.Is(err, netguard.ErrAddressNotAllowed) && !errors.Is(err, netguard.ErrHostNotAllowed) {
+			err = fmt.Errorf("%w: %v", errInvalidURL, err)
+		}
+		return 0, fmt.Errorf("POST %s: %w", redactURL(tk.URL), err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tk.URL, bytes.NewReader(tk.Body))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%w: %v", errInvalidURL, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "vms-callback/1")

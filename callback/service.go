@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vms-project/vms/config"
+	"github.com/vms-project/vms/internal/netguard"
 	"github.com/vms-project/vms/queue"
 )
 
@@ -38,18 +39,22 @@ func New(cfg *config.Config, rdb redis.UniversalClient, q *queue.Client, log *sl
 	cb := cfg.API.Callbacks
 	apps := map[string]config.App{}
 	keys := map[string][]byte{}
+	hosts := map[string][]string{}
 	for _, a := range cfg.API.Apps {
 		k, err := a.ResolveKey()
 		if err != nil {
 			return nil, err
 		}
-		apps[a.ID], keys[a.ID] = a, k
+		apps[a.ID], keys[a.ID], hosts[a.ID] = a, k, a.CallbackHosts
 	}
 	s := &Service{log: log}
 	s.relay = &relay{q: q, aq: asynq.NewClientFromRedisClient(rdb), apps: apps, cfg: cb,
 		consumer: newConsumerName(), log: log}
-	s.sender = &sender{q: q, keys: keys, retryFor: cb.RetryFor.D(), log: log,
-		http: &http.Client{Timeout: cb.Timeout.D(),
+	// Redirects are not followed: a 3xx is a failed attempt. Connections
+	// to non-public addresses are refused unless allow_private_hosts.
+	s.sender = &sender{q: q, keys: keys, hosts: hosts, allowPrivate: cb.AllowPrivateHosts,
+		retryFor: cb.RetryFor.D(), log: log,
+		http: &http.Client{Timeout: cb.Timeout.D(), Transport: netguard.Transport(cb.AllowPrivateHosts),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	check := min(max(cb.InitialBackoff.D()/2, 100*time.Millisecond), 5*time.Second)
 	s.server = asynq.NewServerFromRedisClient(rdb, asynq.Config{

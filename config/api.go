@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -8,12 +10,18 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/vms-project/vms/internal/netguard"
 )
 
 // API configures the upstream HTTP API, apps, status callbacks and billing.
 type API struct {
 	// Listen is the host:port `vms api` serves on.
 	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files (certificate chain, private key):
+	// set both to serve HTTPS (TLS 1.2 or later), neither for plain HTTP.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 	// MaxBodyBytes bounds a request body; larger ones get 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// TimestampSkew is how far a request's timestamp may be from the
@@ -41,6 +49,10 @@ type App struct {
 	// CallbackURL receives status callbacks of the app's messages that name
 	// no callback_url of their own. Empty: no callbacks unless a message names one.
 	CallbackURL string `yaml:"callback_url"`
+	// CallbackHosts, when not empty, are the only hosts the app's callbacks
+	// may go to: host names, or "*.domain" for any name under domain. A
+	// send whose callback_url names another host is refused.
+	CallbackHosts []string `yaml:"callback_hosts"`
 	// CallbackEvents are the events posted: dialing, ringing, answered,
 	// final, keypress (the DTMF keys of a call, posted when it ends).
 	CallbackEvents []string `yaml:"callback_events"`
@@ -60,6 +72,12 @@ type Callbacks struct {
 	Timeout Duration `yaml:"timeout"`
 	// Concurrency is how many callbacks one `vms api` process posts at once.
 	Concurrency int `yaml:"concurrency"`
+	// AllowPrivateHosts lets callbacks go to loopback, private, link-local
+	// and other non-public addresses. Off (the default), such URLs are
+	// refused at enqueue and such addresses at connect time, so an app
+	// cannot make vms reach inside the network; turn it on only when the
+	// receivers are internal.
+	AllowPrivateHosts bool `yaml:"allow_private_hosts"`
 }
 
 // Billing configures `vms billing`.
@@ -169,6 +187,13 @@ func (c *Config) validateAPI(p *problems) {
 	if _, _, err := net.SplitHostPort(a.Listen); err != nil {
 		p.add("api.listen %q: use host:port, e.g. 127.0.0.1:8080", a.Listen)
 	}
+	if (a.TLSCert == "") != (a.TLSKey == "") {
+		p.add("api.tls_cert and api.tls_key: set both (PEM certificate chain and private key) to serve HTTPS, or neither for plain HTTP")
+	} else if a.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(a.TLSCert, a.TLSKey); err != nil {
+			p.add("api.tls_cert %s / api.tls_key %s: %v (give readable PEM files of a certificate and its private key)", a.TLSCert, a.TLSKey, err)
+		}
+	}
 	if a.MaxBodyBytes < 1024 || a.MaxBodyBytes > 16<<20 {
 		p.add("api.max_body_bytes %d: between 1024 and 16777216", a.MaxBodyBytes)
 	}
@@ -203,9 +228,18 @@ func (c *Config) validateAPI(p *problems) {
 		if app.RateLimit <= 0 || app.RateLimit > 100000 {
 			p.add("%s.rate_limit %g: requests per second, above 0 and at most 100000", at, app.RateLimit)
 		}
+		for _, h := range app.CallbackHosts {
+			if err := netguard.CheckHostPattern(h); err != nil {
+				p.add("%s.callback_hosts: %v", at, err)
+			}
+		}
 		if app.CallbackURL != "" {
-			if u, err := url.Parse(app.CallbackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				p.add("%s.callback_url %q: use an absolute http:// or https:// URL", at, app.CallbackURL)
+			if err := netguard.CheckURL(app.CallbackURL, a.Callbacks.AllowPrivateHosts, app.CallbackHosts); err != nil {
+				hint := ""
+				if errors.Is(err, netguard.ErrAddressNotAllowed) {
+					hint = "; if the receiver is internal on purpose, set api.callbacks.allow_private_hosts: true"
+				}
+				p.add("%s.callback_url %q: %v%s", at, redactedURL(app.CallbackURL), err, hint)
 			}
 		}
 		for _, e := range app.CallbackEvents {
@@ -264,4 +298,14 @@ func (c *Config) templateByID(id string) (Template, bool) {
 		}
 	}
 	return Template{}, false
+}
+
+// redactedURL is u without userinfo and query, for messages.
+func redactedURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery = nil, ""
+	return u.String()
 }

@@ -61,6 +61,11 @@ type AudioFetch struct {
 	// CacheDir keeps fetched recordings and their ETag/Last-Modified across restarts;
 	// empty means <tts.cache_dir>/fetch.
 	CacheDir string `yaml:"cache_dir"`
+	// AllowPrivateHosts lets recordings be fetched from loopback, private,
+	// link-local and other non-public addresses; off (the default), a
+	// connection to one is refused, so a recording URL cannot reach inside
+	// the network.
+	AllowPrivateHosts bool `yaml:"allow_private_hosts"`
 }
 
 // Engine is a TTS engine.

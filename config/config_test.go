@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vms-project/vms/internal/testutil"
 )
 
 func TestExampleConfigLoads(t *testing.T) {
@@ -119,5 +121,49 @@ func TestBadDuration(t *testing.T) {
 	_, err := Load(path)
 	if err == nil || !strings.Contains(err.Error(), `"soon" is not a duration`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestAPITLSAndCallbackURLChecks(t *testing.T) {
+	cert, key, _ := testutil.SelfSignedCert(t)
+	valid := func(edit func(c *Config)) error {
+		c := Defaults()
+		c.API.Apps = []App{{ID: "shop", Key: "shop-key-0123456789abcdef", RateLimit: 10, Templates: []string{"*"}}}
+		edit(c)
+		return c.Validate()
+	}
+	cases := []struct {
+		name string
+		edit func(c *Config)
+		want string // "" accepted, else part of the error
+	}{
+		{"tls both", func(c *Config) { c.API.TLSCert, c.API.TLSKey = cert, key }, ""},
+		{"tls cert only", func(c *Config) { c.API.TLSCert = cert }, "set both"},
+		{"tls key only", func(c *Config) { c.API.TLSKey = key }, "set both"},
+		{"tls unreadable", func(c *Config) { c.API.TLSCert, c.API.TLSKey = cert, filepath.Join(t.TempDir(), "none.pem") }, "api.tls_cert"},
+		{"tls swapped", func(c *Config) { c.API.TLSCert, c.API.TLSKey = key, cert }, "api.tls_cert"},
+		{"public callback", func(c *Config) { c.API.Apps[0].CallbackURL = "https://shop.example.com/cb" }, ""},
+		{"loopback callback", func(c *Config) { c.API.Apps[0].CallbackURL = "http://127.0.0.1:9000/cb" }, "allow_private_hosts"},
+		{"metadata callback", func(c *Config) { c.API.Apps[0].CallbackURL = "http://169.254.169.254/latest" }, "not allowed"},
+		{"loopback callback, opted in", func(c *Config) {
+			c.API.Apps[0].CallbackURL, c.API.Callbacks.AllowPrivateHosts = "http://127.0.0.1:9000/cb", true
+		}, ""},
+		{"callback with credentials", func(c *Config) { c.API.Apps[0].CallbackURL = "https://u:secretpw@shop.example.com/cb" }, "credentials"},
+		{"callback on the list", func(c *Config) {
+			c.API.Apps[0].CallbackURL, c.API.Apps[0].CallbackHosts = "https://a.hooks.example.com/cb", []string{"*.hooks.example.com"}
+		}, ""},
+		{"callback off the list", func(c *Config) {
+			c.API.Apps[0].CallbackURL, c.API.Apps[0].CallbackHosts = "https://shop.example.com/cb", []string{"*.hooks.example.com"}
+		}, "callback_hosts"},
+		{"bad host pattern", func(c *Config) { c.API.Apps[0].CallbackHosts = []string{"https://x.example.com"} }, "api.apps[0].callback_hosts"},
+	}
+	for _, c := range cases {
+		err := valid(c.edit)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secretpw") {
+			t.Errorf("%s: the error repeats the URL's password: %v", c.name, err)
+		}
 	}
 }

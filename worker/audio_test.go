@@ -74,6 +74,8 @@ func TestTemplateAudioSourcesEndToEnd(t *testing.T) {
 
 	r := newRig(t, func(c *config.Config) {
 		c.Audio.Fetch.Revalidate = 0 // ask the server on every call (conditionally)
+		// The test server is on 127.0.0.1.
+		c.Audio.Fetch.AllowPrivateHosts = true
 		c.Templates = append(c.Templates,
 			config.Template{ID: "greet", Source: "audio", Audio: url, Text: "Hello from Example Shop.", Language: "en", Status: "approved"},
 			config.Template{ID: "login", Source: "mixed", Language: "en", Status: "pending",

@@ -80,7 +80,7 @@ func Clips(cfg *config.Config, rdb redis.UniversalClient, renderer *tts.Renderer
 	fetcher, err := audio.NewFetcher(audio.FetchOptions{
 		Timeout: f.Timeout.D(), MaxBytes: f.MaxBytes, MaxRedirects: noneAsNegative(f.MaxRedirects),
 		Retries: noneAsNegative(f.Retries), Backoff: f.Backoff.D(), Revalidate: f.Revalidate.D(),
-		CacheDir: cfg.FetchCacheDir(), Logger: log,
+		CacheDir: cfg.FetchCacheDir(), AllowPrivateHosts: f.AllowPrivateHosts, Logger: log,
 	})
 	if err != nil {
 		return nil, err

@@ -46,7 +46,11 @@ func cmdAPI(ctx context.Context, args []string, stderr io.Writer) error {
 	defer cb.Shutdown()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	log.Info("api serving", "addr", ln.Addr().String(), "apps", len(cfg.API.Apps))
+	scheme := "http"
+	if srv.TLS() {
+		scheme = "https"
+	}
+	log.Info("api serving", "addr", ln.Addr().String(), "scheme", scheme, "apps", len(cfg.API.Apps))
 	err = srv.Serve(ctx, ln)
 	log.Info("api stopped")
 	return err
