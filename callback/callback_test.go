@@ -394,10 +394,10 @@ func dialing(t *testing.T, q *queue.Client, id, url string) {
 	if _, err := q.SendCode(ctx, queue.CodeRequest{ID: id, To: "+8613800138000", Code: "4821", AppID: "shop", CallbackURL: url}); err != nil {
 		t.Fatal(err)
 	}
-	if out, _, err := q.Claim(ctx, id, 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
+	if out, _, err := q.Claim(ctx, queue.Key("shop", id), 1, "w1", "s", queue.Durability{}); err != nil || out != queue.Claimed {
 		t.Fatal(out, err)
 	}
-	progress(t, q, id, queue.StatusDialing, map[string]string{"invite_at": time.Now().UTC().Format(time.RFC3339Nano)})
+	progress(t, q, queue.Key("shop", id), queue.StatusDialing, map[string]string{"invite_at": time.Now().UTC().Format(time.RFC3339Nano)})
 }
 
 // callbackState waits until message id's dialing callback has had an
@@ -406,7 +406,7 @@ func callbackState(t *testing.T, q *queue.Client, id string, done func(queue.Cal
 	t.Helper()
 	var st queue.CallbackState
 	waitFor(t, 15*time.Second, id+"'s callback state", func() bool {
-		rec, err := q.Get(context.Background(), id)
+		rec, err := q.Get(context.Background(), queue.Key("shop", id))
 		if err != nil {
 			return false
 		}
@@ -453,7 +453,7 @@ func TestCallbackToInsideRefused(t *testing.T) {
 		t.Fatalf("the receiver on 127.0.0.1 got %d callbacks", n)
 	}
 	for id := range cases {
-		if rec, _ := q.Get(context.Background(), id); rec.Callbacks["dialing"].Attempts != 1 {
+		if rec, _ := q.Get(context.Background(), queue.Key("shop", id)); rec.Callbacks["dialing"].Attempts != 1 {
 			t.Errorf("%s: %d attempts, want 1 (a refusal is not retried)", id, rec.Callbacks["dialing"].Attempts)
 		}
 	}

@@ -122,7 +122,7 @@ func TestFaults(t *testing.T) {
 		ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: s.Redis.Addr})
 		defer ins.Close()
 		for _, id := range []string{a.ID, b.ID} {
-			info, err := ins.GetTaskInfo(queue.QueueNotify, id)
+			info, err := ins.GetTaskInfo(queue.QueueNotify, queue.Key(AppID, id))
 			switch {
 			case err != nil:
 				t.Errorf("task %s: %v", id, err)
@@ -294,7 +294,7 @@ func TestFaults(t *testing.T) {
 		if n, err := s.Redis.Client().LLen(ctx, pending).Result(); err != nil || n != 1 {
 			t.Fatalf("%s holds %d tasks (%v), want the one just sent", pending, n, err)
 		}
-		if err := s.Redis.Client().LPush(ctx, pending, a.ID).Err(); err != nil {
+		if err := s.Redis.Client().LPush(ctx, pending, queue.Key(AppID, a.ID)).Err(); err != nil {
 			t.Fatal(err)
 		}
 		s.StartWorker()

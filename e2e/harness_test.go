@@ -932,7 +932,7 @@ func (s *Stack) Get(id string) (*queue.Record, error) {
 // directly, so it works when vms api does not).
 func (s *Stack) StatusCLI(t testing.TB, id string) *queue.Record {
 	t.Helper()
-	out, errOut, code := s.Vms(t, "status", s.keyOf(t, id), "--json")
+	out, errOut, code := s.Vms(t, "status", s.keyOf(t, id), "--reveal", "--json")
 	if code != 0 {
 		t.Fatalf("vms status %s: exit %d: %s", id, code, errOut)
 	}
@@ -947,7 +947,7 @@ func (s *Stack) StatusCLI(t testing.TB, id string) *queue.Record {
 // directly) until the message is terminal.
 func (s *Stack) WaitTerminalCLI(t testing.TB, id string, timeout time.Duration) *queue.Record {
 	t.Helper()
-	out, errOut, code := s.Vms(t, "status", s.keyOf(t, id), "--wait", timeout.String(), "--json")
+	out, errOut, code := s.Vms(t, "status", s.keyOf(t, id), "--reveal", "--wait", timeout.String(), "--json")
 	if code != 0 {
 		t.Fatalf("vms status %s --wait %s: exit %d: %s%s", id, timeout, code, errOut, out)
 	}
@@ -1024,7 +1024,7 @@ func (s *Stack) WaitTerminal(t testing.TB, id string, timeout time.Duration) *qu
 // `vms status --json` shows them.
 func (s *Stack) History(t testing.TB, id string) []string {
 	t.Helper()
-	out, errOut, code := s.Vms(t, "status", s.keyOf(t, id), "--json")
+	out, errOut, code := s.Vms(t, "status", s.keyOf(t, id), "--reveal", "--json")
 	if code != 0 {
 		t.Fatalf("vms status %s: exit %d: %s", id, code, errOut)
 	}
