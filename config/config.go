@@ -232,6 +232,13 @@ func Defaults() *Config {
 // overrides and validates the result. path "" means the defaults alone.
 // Every problem found is reported in one error.
 func Load(path string) (*Config, error) {
+	return LoadWith(path, nil)
+}
+
+// LoadWith is Load with adjust applied after the environment overrides
+// and before validation (nil: none). The demo uses it to give its
+// throw-away in-process Redis a throw-away secret.
+func LoadWith(path string, adjust func(*Config)) (*Config, error) {
 	c := Defaults()
 	if path != "" {
 		data, err := os.ReadFile(path)
@@ -245,6 +252,9 @@ func Load(path string) (*Config, error) {
 		}
 	}
 	c.ApplyEnv()
+	if adjust != nil {
+		adjust(c)
+	}
 	if err := c.Validate(); err != nil {
 		if path == "" {
 			path = "(defaults)"

@@ -128,7 +128,7 @@ func TestFrequencyLimitsBoundaries(t *testing.T) {
 		t.Fatalf("next day: %v", err)
 	}
 	// Refused sends left no record and no task.
-	if n, _ := v.rdb.Keys(context.Background(), "vms:msg:*").Result(); len(n) != 2*6 {
+	if n, _ := v.rdb.Keys(context.Background(), "vms:{*}:msg:*").Result(); len(n) != 2*6 {
 		t.Errorf("%d record keys, want 12 (6 accepted messages)", len(n))
 	}
 	// The limit keys name no number.
