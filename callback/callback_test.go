@@ -83,6 +83,7 @@ func setup(t *testing.T, url string, events []string) (*queue.Client, *callback.
 	t.Helper()
 	rs := redistest.Start(t)
 	cfg := config.Defaults()
+	cfg.Policy.HMACSecret = "test-secret-0123456789"
 	cfg.Redis.URL = rs.URL
 	cfg.API.Apps = []config.App{{ID: "shop", Key: key, RateLimit: 10, CallbackURL: url, CallbackEvents: events, Templates: []string{"*"}}}
 	cfg.API.Callbacks.InitialBackoff = config.Duration(200 * time.Millisecond)
