@@ -376,8 +376,8 @@ type Report struct {
 
 	// What each problem is about (for SignHead).
 	chainBroken, checkpointFailed, headProblem, headAhead bool
-	lastSeq                                            int64
-	lastHash                                           string
+	lastSeq                                               int64
+	lastHash                                              string
 }
 
 func (r *Report) add(format string, args ...any) {
