@@ -157,3 +157,20 @@ func TestBadDuration(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestNonNumbersAndSecondDocumentsAreRefused(t *testing.T) {
+	t.Setenv("REDIS_URL", "")
+	dir := t.TempDir()
+	trunk := `trunks: [{name: t, uri: "sip:127.0.0.1:5080", transport: udp, codecs: [PCMU], cps: .nan}]` + "\n"
+	for name, tc := range map[string]struct{ body, want string }{
+		"nan":        {"policy: {allow_generated_key: true}\n" + trunk, "trunks[0].cps: NaN is not a number"},
+		"inf":        {"policy: {allow_generated_key: true}\napi: {billing: {reconcile: {tolerance_permille: .inf}}}\n" + strings.Replace(trunk, ".nan", "1", 1), "api.billing.reconcile.tolerance_permille: +Inf is not a number"},
+		"second doc": {"policy: {allow_generated_key: true}\n" + strings.Replace(trunk, ".nan", "1", 1) + "---\nworker: {concurrency: 0}\n", "line 3: a second YAML document"},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+		os.WriteFile(p, []byte(tc.body), 0o600)
+		if _, err := Load(p); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
