@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/vms
 PKGS    := ./...
 
-.PHONY: all build demo test test-faults vet bench deps-demo deps-test compose-check clean
+.PHONY: all build demo test test-faults fuzz vet bench deps-demo deps-test compose-check clean
 
 all: build
 
@@ -32,6 +32,23 @@ test: deps-test
 # Redis killed and cut off, replies lost (e2e/, also part of make test).
 test-faults: deps-test
 	$(GO) test -run TestFaults ./e2e/
+
+# Every Fuzz target of the repo, one at a time, FUZZTIME each (make test
+# runs only their checked-in seeds, testdata/fuzz/FuzzX/). Targets are
+# found with go test -list; new findings land in the package's
+# testdata/fuzz/FuzzX/ and the run stops there. Minimization is capped at
+# FUZZMINIMIZETIME so it does not eat the whole budget.
+FUZZTIME         ?= 30s
+FUZZMINIMIZETIME ?= 5s
+fuzz: deps-test
+	@set -e; \
+	targets=$$($(GO) test -list '^Fuzz' $(PKGS) | awk '/^Fuzz/ { f[n++] = $$1; next } /^ok/ { for (i = 0; i < n; i++) print $$2 "," f[i]; n = 0 }'); \
+	test -n "$$targets" || { echo "no Fuzz targets found"; exit 1; }; \
+	for t in $$targets; do \
+		pkg=$${t%%,*}; fz=$${t#*,}; \
+		echo "== $$fz ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fz$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
+	done
 
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

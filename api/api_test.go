@@ -39,6 +39,7 @@ func newEnv(t testing.TB, edit func(*config.Config)) *env {
 	t.Helper()
 	rs := redistest.Start(t)
 	cfg := config.Defaults()
+	cfg.Policy.HMACSecret = "test-secret-0123456789"
 	cfg.Redis.URL = rs.URL
 	cfg.Policy.DisableLimits() // policy limits have their own tests (policy/)
 	cfg.API.Apps = []config.App{

@@ -3,7 +3,10 @@ package audio
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"time"
+
+	"github.com/vms-project/vms/tts"
 )
 
 // Format names a container/codec that Decode recognizes.
@@ -79,29 +82,74 @@ func Decode(data []byte, maxDuration time.Duration) (Decoded, error) {
 		return Decoded{}, fmt.Errorf("%s: %w", f, err)
 	}
 	d.Format = f
+	if err := checkRate(d.Rate); err != nil {
+		return Decoded{}, fmt.Errorf("%s: %w", f, err)
+	}
 	if len(d.PCM) == 0 {
 		return Decoded{}, fmt.Errorf("%s: %w: the file has no samples", f, ErrEmpty)
 	}
 	return d, nil
 }
 
-// limit returns the largest number of samples allowed at rate for maxDuration, or
-// -1 for no limit.
+// Bounds of what Decode accepts and produces, whatever a file's header says.
+const (
+	// MaxRate is the highest sample rate accepted.
+	MaxRate = 384000
+	// MaxSamples is the most (mono) samples Decode returns, whatever
+	// maxDuration allows: 64 MiB of PCM, e.g. 11 minutes at 48 kHz.
+	MaxSamples = 1 << 25
+)
+
+// maxResampleCoefs bounds the filter table tts.Resample builds to bring a rate
+// to 8 kHz: about phases (8000/gcd(rate, 8000), at most 4096) × taps (about
+// rate/78 above 8 kHz). Every usual rate needs well under 100k; an odd one
+// such as 383999 Hz would need 20M (80 MB and most of a second for a few
+// samples), so a header naming such a rate is refused.
+const maxResampleCoefs = 1 << 20
+
+// checkRate refuses a sample rate that is out of range, or that would make
+// resampling to 8 kHz costly.
+func checkRate(rate int) error {
+	if rate < 1 || rate > MaxRate {
+		return fmt.Errorf("%w: sample rate %d Hz (1 to %d)", ErrCorrupt, rate, MaxRate)
+	}
+	const to = tts.SampleRate
+	if rate == to {
+		return nil
+	}
+	a, b := rate, to
+	for b != 0 {
+		a, b = b, a%b
+	}
+	phases := min(to/a, 4096)
+	fc := 0.47 * float64(min(rate, to)) / float64(rate)
+	taps := 2 * (int(math.Ceil(48/(2*fc))) + 1)
+	if phases*taps > maxResampleCoefs {
+		return fmt.Errorf("%w: sample rate %d Hz: use a usual rate (8000, 16000, 22050, 44100, 48000 Hz...)", ErrUnsupported, rate)
+	}
+	return nil
+}
+
+// limit returns the largest number of samples allowed at rate for maxDuration (0:
+// no limit), at most MaxSamples.
 func limit(rate int, maxDuration time.Duration) int {
 	if maxDuration <= 0 {
-		return -1
+		return MaxSamples
 	}
-	return int(int64(rate) * int64(maxDuration) / int64(time.Second))
+	return int(min(int64(rate)*int64(maxDuration)/int64(time.Second), MaxSamples))
 }
 
 func tooLong(maxDuration time.Duration) error {
-	return fmt.Errorf("%w: longer than %s: shorten the recording or raise audio.max_duration", ErrTooLong, maxDuration)
+	if maxDuration <= 0 {
+		return fmt.Errorf("%w: more than %d samples: shorten the recording", ErrTooLong, MaxSamples)
+	}
+	return fmt.Errorf("%w: longer than %s (or more than %d samples): shorten the recording or raise audio.max_duration", ErrTooLong, maxDuration, MaxSamples)
 }
 
 // mixer averages interleaved channels into mono int16.
 type mixer struct {
 	out []int16
-	max int // -1: no limit
+	max int // samples allowed (limit)
 }
 
 func (m *mixer) add(sum float64, channels int) bool {
@@ -111,7 +159,9 @@ func (m *mixer) add(sum float64, channels int) bool {
 		v = 32767
 	case v < -32768:
 		v = -32768
+	case v != v: // NaN (a float WAV can hold one)
+		v = 0
 	}
 	m.out = append(m.out, int16(v))
-	return m.max < 0 || len(m.out) <= m.max
+	return len(m.out) <= m.max
 }

@@ -25,7 +25,7 @@ func decodeFLAC(b []byte, maxDuration time.Duration) (d Decoded, err error) {
 	defer stream.Close()
 	info := stream.Info
 	rate, channels, bits := int(info.SampleRate), int(info.NChannels), int(info.BitsPerSample)
-	if rate <= 0 || channels < 1 || bits < 4 || bits > 32 {
+	if rate <= 0 || rate > MaxRate || channels < 1 || bits < 4 || bits > 32 {
 		return Decoded{}, fmt.Errorf("%w: %d Hz, %d channels, %d bits", ErrCorrupt, rate, channels, bits)
 	}
 	scale := 1.0

@@ -47,7 +47,7 @@ func decodeWAV(b []byte, maxDuration time.Duration) (Decoded, error) {
 				}
 				format = int(binary.LittleEndian.Uint16(body[24:26])) // sub-format GUID's first field
 			}
-			if channels < 1 || rate < 1 || rate > 768000 || bits < 1 {
+			if channels < 1 || rate < 1 || rate > MaxRate || bits < 1 {
 				return Decoded{}, fmt.Errorf("%w: %d channels, %d Hz, %d bits", ErrCorrupt, channels, rate, bits)
 			}
 			haveFmt = true
@@ -96,7 +96,8 @@ func wavSamples(data []byte, format, channels, bits, align, rate int, maxDuratio
 		return Decoded{}, fmt.Errorf("%w: block align %d for %d channels of %d bytes", ErrCorrupt, align, channels, width)
 	}
 	n := len(data) / frame
-	m := mixer{out: make([]int16, 0, n), max: limit(rate, maxDuration)}
+	m := mixer{max: limit(rate, maxDuration)}
+	m.out = make([]int16, 0, min(n, m.max+1))
 	for i := range n {
 		var sum float64
 		for c := range channels {

@@ -25,27 +25,60 @@ type CarrierCDR struct {
 	BilledSeconds float64
 }
 
+// Limits of a carrier CDR file.
+const (
+	// MaxCarrierFileBytes is the largest file read (about ten million rows).
+	MaxCarrierFileBytes = 1 << 30
+	// MaxCarrierIDLen is the longest call ID accepted.
+	MaxCarrierIDLen = 256
+	// MaxBilledSeconds is the longest billed duration accepted (30 days).
+	MaxBilledSeconds = 30 * 24 * 3600
+)
+
+// Times outside these years are not CDR times.
+const minCDRYear, maxCDRYear = 1970, 9999
+
 // ParseCarrier reads a carrier CSV export with a header row, taking the
 // columns cfg names. A missing column or an unreadable value is an error
-// naming the line and column.
+// naming the line and column. Rows may have more or fewer columns than the
+// header as long as the ones used are there. It reads at most
+// MaxCarrierFileBytes.
 func ParseCarrier(r io.Reader, cfg config.Reconcile) ([]CarrierCDR, error) {
-	cr := csv.NewReader(r)
+	lr := &io.LimitedReader{R: r, N: MaxCarrierFileBytes + 1}
+	cr := csv.NewReader(lr)
 	cr.TrimLeadingSpace = true
+	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
 	if err != nil {
 		return nil, fmt.Errorf("carrier CDR file: read header: %w", err)
 	}
 	col := map[string]int{}
+	dup := map[string]bool{}
 	for i, h := range header {
-		col[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
+		h = strings.TrimSpace(h)
+		if i == 0 {
+			h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		}
+		if _, ok := col[h]; ok {
+			dup[h] = true
+			continue
+		}
+		col[h] = i
+	}
+	shownHeader := strings.Join(header, ",")
+	if len(shownHeader) > 200 {
+		shownHeader = shownHeader[:200] + "…"
 	}
 	idx := func(name string, required bool) (int, error) {
 		if name == "" {
 			return -1, nil
 		}
 		i, ok := col[name]
+		if dup[name] {
+			return 0, fmt.Errorf("carrier CDR file: column %q appears more than once in the header", name)
+		}
 		if !ok && required {
-			return 0, fmt.Errorf("carrier CDR file has no column %q (header: %s): set api.billing.reconcile.columns", name, strings.Join(header, ","))
+			return 0, fmt.Errorf("carrier CDR file has no column %q (header: %q): set api.billing.reconcile.columns", name, shownHeader)
 		}
 		if !ok {
 			return -1, nil
@@ -61,34 +94,68 @@ func ParseCarrier(r io.Reader, cfg config.Reconcile) ([]CarrierCDR, error) {
 	if err != nil {
 		return nil, err
 	}
-	iStart, _ := idx(c.Start, false)
-	iAnswer, _ := idx(c.Answer, false)
-	iEnd, _ := idx(c.End, false)
+	iStart, err := idx(c.Start, false)
+	if err != nil {
+		return nil, err
+	}
+	iAnswer, err := idx(c.Answer, false)
+	if err != nil {
+		return nil, err
+	}
+	iEnd, err := idx(c.End, false)
+	if err != nil {
+		return nil, err
+	}
 	var out []CarrierCDR
-	for line := 2; ; line++ {
+	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
+			if lr.N <= 0 {
+				return nil, fmt.Errorf("carrier CDR file is larger than %d bytes: split it by period", MaxCarrierFileBytes)
+			}
 			return out, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("carrier CDR file: %w", err)
 		}
-		row := CarrierCDR{Line: line, ID: strings.TrimSpace(rec[iID])}
+		line, _ := cr.FieldPos(0)
+		field := func(i int) string {
+			if i < 0 || i >= len(rec) {
+				return ""
+			}
+			return strings.TrimSpace(rec[i])
+		}
+		// A short row must still have the required columns; a time
+		// column it lacks is empty.
+		for _, u := range []struct {
+			i    int
+			name string
+		}{{iID, c.ID}, {iBilled, c.BilledSeconds}} {
+			if u.i >= len(rec) {
+				return nil, fmt.Errorf("carrier CDR file line %d has %d columns: no column %s (column %d of the header)", line, len(rec), u.name, u.i+1)
+			}
+		}
+		row := CarrierCDR{Line: line, ID: field(iID)}
 		if row.ID == "" {
 			return nil, fmt.Errorf("carrier CDR file line %d: column %s is empty", line, c.ID)
 		}
-		if row.BilledSeconds, err = strconv.ParseFloat(strings.TrimSpace(rec[iBilled]), 64); err != nil || row.BilledSeconds < 0 {
-			return nil, fmt.Errorf("carrier CDR file line %d: %s %q is not a number of seconds", line, c.BilledSeconds, rec[iBilled])
+		if len(row.ID) > MaxCarrierIDLen {
+			return nil, fmt.Errorf("carrier CDR file line %d: column %s is %d bytes long: not a call ID", line, c.ID, len(row.ID))
+		}
+		billed := field(iBilled)
+		if row.BilledSeconds, err = strconv.ParseFloat(billed, 64); err != nil || !(row.BilledSeconds >= 0 && row.BilledSeconds <= MaxBilledSeconds) {
+			return nil, fmt.Errorf("carrier CDR file line %d: %s %q is not a number of seconds (0 to %d)", line, c.BilledSeconds, clip(billed), MaxBilledSeconds)
 		}
 		for _, f := range []struct {
 			i    int
 			name string
 			dst  *time.Time
 		}{{iStart, c.Start, &row.Start}, {iAnswer, c.Answer, &row.Answer}, {iEnd, c.End, &row.End}} {
-			if f.i < 0 || strings.TrimSpace(rec[f.i]) == "" {
+			v := field(f.i)
+			if v == "" {
 				continue
 			}
-			if *f.dst, err = parseTime(strings.TrimSpace(rec[f.i]), cfg.TimeFormat); err != nil {
+			if *f.dst, err = parseTime(v, cfg.TimeFormat); err != nil {
 				return nil, fmt.Errorf("carrier CDR file line %d: %s: %w", line, f.name, err)
 			}
 		}
@@ -96,21 +163,40 @@ func ParseCarrier(r io.Reader, cfg config.Reconcile) ([]CarrierCDR, error) {
 	}
 }
 
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
 func parseTime(s, format string) (time.Time, error) {
+	var t time.Time
+	var err error
 	switch format {
 	case "rfc3339":
-		return time.Parse(time.RFC3339Nano, s)
+		t, err = time.Parse(time.RFC3339Nano, s)
 	case "unix", "unix_ms":
-		v, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("%q is not a Unix time", s)
+		v, perr := strconv.ParseFloat(s, 64)
+		if format == "unix" {
+			v *= 1000
 		}
-		if format == "unix_ms" {
-			return time.UnixMilli(int64(v)), nil
+		// Within years 1970 to 9999 (checked below): also keeps the
+		// conversion to int64 defined.
+		if perr != nil || !(v >= 0 && v < 253402300800000) {
+			return time.Time{}, fmt.Errorf("%q is not a Unix time", clip(s))
 		}
-		return time.UnixMilli(int64(v * 1000)), nil
+		t = time.UnixMilli(int64(v)).UTC()
+	default:
+		t, err = time.ParseInLocation(format, s, time.UTC)
 	}
-	return time.ParseInLocation(format, s, time.UTC)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not a time in format %s", clip(s), format)
+	}
+	if y := t.UTC().Year(); y < minCDRYear || y > maxCDRYear {
+		return time.Time{}, fmt.Errorf("%q is in year %d", clip(s), y)
+	}
+	return t, nil
 }
 
 // Window returns the period the carrier rows cover: from the earliest

@@ -96,6 +96,7 @@ func start(t *testing.T, url string, events []string, res *net.Resolver, edits .
 	t.Helper()
 	rs := redistest.Start(t)
 	cfg := config.Defaults()
+	cfg.Policy.HMACSecret = "test-secret-0123456789"
 	cfg.Redis.URL = rs.URL
 	cfg.API.Apps = []config.App{{ID: "shop", Key: key, RateLimit: 10, CallbackURL: url, CallbackEvents: events, Templates: []string{"*"}}}
 	cfg.API.Callbacks.InitialBackoff = config.Duration(200 * time.Millisecond)

@@ -232,12 +232,27 @@ func Defaults() *Config {
 // overrides and validates the result. path "" means the defaults alone.
 // Every problem found is reported in one error.
 func Load(path string) (*Config, error) {
+	return LoadWith(path, nil)
+}
+
+// LoadWith is Load with adjust applied after the environment overrides
+// and before validation (nil: none). The demo uses it to give its
+// throw-away in-process Redis a throw-away secret.
+func LoadWith(path string, adjust func(*Config)) (*Config, error) {
+	if path == "" {
+		return load("", nil, adjust)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return load(path, data, adjust)
+}
+
+// load is LoadWith on the file's bytes (nil: the defaults alone).
+func load(path string, data []byte, adjust func(*Config)) (*Config, error) {
 	c := Defaults()
-	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
+	if data != nil {
 		// Lists replace the defaults' lists rather than merging into them.
 		c.Trunks, c.Templates = nil, nil
 		if err := decode(data, c); err != nil {
@@ -245,6 +260,9 @@ func Load(path string) (*Config, error) {
 		}
 	}
 	c.ApplyEnv()
+	if adjust != nil {
+		adjust(c)
+	}
 	if err := c.Validate(); err != nil {
 		if path == "" {
 			path = "(defaults)"
@@ -279,7 +297,19 @@ func decode(data []byte, c *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(c)
-	if errors.Is(err, io.EOF) || err == nil {
+	if err == nil {
+		// A second document would be ignored: refuse it rather than
+		// silently run without what it says.
+		var next yaml.Node
+		if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("line %d: a second YAML document (after ---): put everything in one", next.Line)
+		}
+		return nil
+	}
+	if errors.Is(err, io.EOF) {
 		return nil
 	}
 	var te *yaml.TypeError

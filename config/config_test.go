@@ -35,6 +35,7 @@ func TestExampleConfigLoads(t *testing.T) {
 
 func TestComposeConfigLoads(t *testing.T) {
 	t.Setenv("REDIS_URL", "")
+	t.Setenv("VMS_HMAC_SECRET", "0123456789abcdef0123")
 	if _, err := Load("../configs/compose.yaml"); err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +43,53 @@ func TestComposeConfigLoads(t *testing.T) {
 
 func TestDefaultsAreValid(t *testing.T) {
 	t.Setenv("REDIS_URL", "redis://example:6379/3")
-	c, err := Load("")
+	// The defaults name no secret: they are valid once one is given.
+	c, err := LoadWith("", func(c *Config) { c.Policy.HMACSecret = "0123456789abcdef" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Redis.URL != "redis://example:6379/3" {
 		t.Fatalf("REDIS_URL not applied: %s", c.Redis.URL)
+	}
+	if err := Defaults().Validate(); err == nil || !strings.Contains(err.Error(), NoSecretProblem) {
+		t.Fatalf("defaults without a secret: %v", err)
+	}
+}
+
+func TestHMACSecretIsRequired(t *testing.T) {
+	t.Setenv("REDIS_URL", "")
+	t.Setenv("VMS_TEST_HMAC", "")
+	os.Unsetenv("VMS_TEST_HMAC")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, policy, env, want string
+	}{
+		{"none", "{}", "", "policy.hmac_secret_env: no HMAC secret is configured"},
+		{"generated allowed", "{allow_generated_key: true}", "", ""},
+		{"env", "{hmac_secret_env: VMS_TEST_HMAC}", "0123456789abcdef0123", ""},
+		{"env unset", "{hmac_secret_env: VMS_TEST_HMAC}", "-", "environment variable VMS_TEST_HMAC is not set"},
+		// A missing variable never falls back to a generated key: that
+		// process would hash numbers differently from the others.
+		{"env unset, generated allowed", "{hmac_secret_env: VMS_TEST_HMAC, allow_generated_key: true}", "-", "environment variable VMS_TEST_HMAC is not set"},
+		{"short", "{hmac_secret: abc}", "", "policy.hmac_secret is 3 bytes"},
+		{"literal", "{hmac_secret: 0123456789abcdef}", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env == "-" {
+				os.Unsetenv("VMS_TEST_HMAC")
+			} else if tc.env != "" {
+				t.Setenv("VMS_TEST_HMAC", tc.env)
+			}
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+			os.WriteFile(p, []byte("policy: "+tc.policy+"\ntrunks: [{name: t, uri: \"sip:127.0.0.1:5080\", transport: udp, codecs: [PCMU]}]\n"), 0o600)
+			_, err := Load(p)
+			if tc.want == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
 
@@ -128,6 +170,7 @@ func TestAPITLSAndCallbackURLChecks(t *testing.T) {
 	cert, key, _ := testutil.SelfSignedCert(t)
 	valid := func(edit func(c *Config)) error {
 		c := Defaults()
+		c.Policy.HMACSecret = "0123456789abcdef0123"
 		c.API.Apps = []App{{ID: "shop", Key: "shop-key-0123456789abcdef", RateLimit: 10, Templates: []string{"*"}}}
 		edit(c)
 		return c.Validate()
@@ -164,6 +207,23 @@ func TestAPITLSAndCallbackURLChecks(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "secretpw") {
 			t.Errorf("%s: the error repeats the URL's password: %v", c.name, err)
+		}
+	}
+}
+
+func TestNonNumbersAndSecondDocumentsAreRefused(t *testing.T) {
+	t.Setenv("REDIS_URL", "")
+	dir := t.TempDir()
+	trunk := `trunks: [{name: t, uri: "sip:127.0.0.1:5080", transport: udp, codecs: [PCMU], cps: .nan}]` + "\n"
+	for name, tc := range map[string]struct{ body, want string }{
+		"nan":        {"policy: {allow_generated_key: true}\n" + trunk, "trunks[0].cps: NaN is not a number"},
+		"inf":        {"policy: {allow_generated_key: true}\napi: {billing: {reconcile: {tolerance_permille: .inf}}}\n" + strings.Replace(trunk, ".nan", "1", 1), "api.billing.reconcile.tolerance_permille: +Inf is not a number"},
+		"second doc": {"policy: {allow_generated_key: true}\n" + strings.Replace(trunk, ".nan", "1", 1) + "---\nworker: {concurrency: 0}\n", "line 3: a second YAML document"},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+		os.WriteFile(p, []byte(tc.body), 0o600)
+		if _, err := Load(p); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}
 	}
 }

@@ -13,11 +13,17 @@ import (
 // template review rules, number hashing and the audit log.
 type Policy struct {
 	// HMACSecret keys the hash of phone numbers in Redis keys (rate limits,
-	// consent, suppression) and the audit log's hash chain. Prefer
-	// HMACSecretEnv. Empty: a random key is generated once and kept in
-	// Redis (weaker: whoever reads Redis can then test numbers).
+	// consent, suppression) and, through keys derived from it, the audit
+	// log's hash chain and its signed head. Prefer HMACSecretEnv, which
+	// names an environment variable holding it.
 	HMACSecret    string `yaml:"hmac_secret"`
 	HMACSecretEnv string `yaml:"hmac_secret_env"`
+	// AllowGeneratedKey lets vms run without a secret on a random key it
+	// generates into Redis. Off by default, and then a config without a
+	// secret is refused at start-up: that key lives next to the data it
+	// protects (whoever reads Redis can test numbers and re-sign the audit
+	// log) and losing it forgets every suppression and consent.
+	AllowGeneratedKey bool `yaml:"allow_generated_key"`
 	// Apps gives each upstream app its consent mode; an app not listed uses
 	// the entry of the app "default".
 	Apps map[string]PolicyApp `yaml:"apps"`
@@ -150,6 +156,13 @@ func (c *Config) TemplateDefs() []templates.Template {
 	return out
 }
 
+// NoSecretProblem is the start-up error of a configuration without an HMAC
+// secret that does not allow a generated key.
+const NoSecretProblem = "policy.hmac_secret_env: no HMAC secret is configured: name an environment variable holding at least 16 random bytes " +
+	"(e.g. `export VMS_HMAC_SECRET=$(openssl rand -hex 32)` and policy.hmac_secret_env: VMS_HMAC_SECRET; " +
+	"every process of a deployment needs the same one), or set policy.allow_generated_key: true to use a key generated into Redis " +
+	"(losing that key forgets every suppression and consent)"
+
 // applyPolicyEnv reads policy.hmac_secret_env.
 func (c *Config) applyPolicyEnv() {
 	if env := c.Policy.HMACSecretEnv; env != "" {
@@ -162,7 +175,9 @@ func (c *Config) applyPolicyEnv() {
 func (c *Config) validatePolicy(p *problems) {
 	pol := &c.Policy
 	if pol.HMACSecretEnv != "" && pol.HMACSecret == "" {
-		p.add("policy.hmac_secret_env: environment variable %s is not set (put at least 16 random bytes in it, e.g. `openssl rand -hex 32`)", pol.HMACSecretEnv)
+		p.add("policy.hmac_secret_env: environment variable %s is not set or empty (put at least 16 random bytes in it, e.g. `openssl rand -hex 32`)", pol.HMACSecretEnv)
+	} else if pol.HMACSecret == "" && !pol.AllowGeneratedKey {
+		p.add("%s", NoSecretProblem)
 	} else if pol.HMACSecret != "" && len(pol.HMACSecret) < 16 {
 		p.add("policy.hmac_secret is %d bytes: use at least 16 random bytes (e.g. `openssl rand -hex 32`)", len(pol.HMACSecret))
 	}

@@ -3,9 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +27,7 @@ func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf
 // Validate checks every value and returns one error listing all problems.
 func (c *Config) Validate() error {
 	var p problems
+	nonFinite(reflect.ValueOf(*c), "", &p)
 	if _, err := redis.ParseURL(c.Redis.URL); err != nil {
 		p.add("redis.url %q: %v (use redis://host:6379/0 or unix:///path/redis.sock)", c.Redis.URL, err)
 	}
@@ -217,4 +220,47 @@ func (s SIP) ListenAddr() (transport, hostport string, err error) {
 		return "", "", fmt.Errorf("host %q: give an IP address to listen on", host)
 	}
 	return u.Scheme, u.Host, nil
+}
+
+// nonFinite reports every NaN or infinite number in v (YAML reads .nan and
+// .inf), which range checks written as "x < lo || x > hi" would let pass.
+func nonFinite(v reflect.Value, path string, p *problems) {
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			p.add("%s: %g is not a number", path, f)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				name = f.Name
+			}
+			if path != "" {
+				name = path + "." + name
+			}
+			nonFinite(v.Field(i), name, p)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			nonFinite(v.Index(i), fmt.Sprintf("%s[%d]", path, i), p)
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		names := make([]string, len(keys))
+		for i, k := range keys {
+			names[i] = fmt.Sprint(k.Interface())
+		}
+		for i, k := range keys {
+			nonFinite(v.MapIndex(k), path+"."+names[i], p)
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			nonFinite(v.Elem(), path, p)
+		}
+	}
 }

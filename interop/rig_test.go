@@ -31,6 +31,7 @@ func newRig(t *testing.T, edit func(*config.Config)) *rig {
 	t.Helper()
 	redis := redistest.Start(t)
 	cfg := config.Defaults()
+	cfg.Policy.HMACSecret = "test-secret-0123456789"
 	cfg.Redis.URL = redis.URL
 	cfg.TTS.CacheDir = cacheDir.Path(t)
 	cfg.Call.RingTimeout = config.Duration(5 * time.Second)

@@ -34,9 +34,13 @@ type Kind = templates.Kind
 
 // Options configures an Engine.
 type Options struct {
-	// Secret keys number hashes and the audit chain; empty: a random key
-	// generated once and kept in Redis.
+	// Secret keys number hashes and the audit chain (through keys derived
+	// from it). Empty: refused (ErrNoSecret from every keyed operation)
+	// unless AllowGeneratedKey.
 	Secret []byte
+	// AllowGeneratedKey, with no Secret, uses a random key generated once
+	// and kept in Redis (policy.allow_generated_key).
+	AllowGeneratedKey bool
 	// Consent maps an app to config.ConsentOptIn or config.ConsentTrusted;
 	// apps not listed use the entry of queue.DefaultApp (trusted if none).
 	Consent map[string]string
@@ -87,8 +91,10 @@ func New(rdb redis.UniversalClient, opts Options) *Engine {
 	if opts.Rules.Banned == nil && opts.Rules.VerificationWords == nil {
 		opts.Rules = templates.DefaultRules()
 	}
-	e := &Engine{rdb: rdb, opts: opts, keys: &keyring{rdb: rdb, secret: opts.Secret}, log: opts.Log, now: opts.Now}
+	e := &Engine{rdb: rdb, opts: opts, keys: &keyring{rdb: rdb, secret: opts.Secret, allowGenerated: opts.AllowGeneratedKey},
+		log: opts.Log, now: opts.Now}
 	e.audit = audit.New(rdb, e.keys.auditKey, opts.Now)
+	e.keys.logExists = e.audit.Exists
 	e.templates = templates.NewStore(rdb, templates.StoreOptions{Rules: opts.Rules, Audit: e.audit,
 		Seed: opts.Seed, Now: opts.Now, Log: opts.Log})
 	return e
@@ -102,7 +108,7 @@ func FromConfig(cfg *config.Config, rdb redis.UniversalClient, log *slog.Logger)
 // OptionsFromConfig returns the Options a configuration describes.
 func OptionsFromConfig(cfg *config.Config, log *slog.Logger) Options {
 	p := cfg.Policy
-	opts := Options{Secret: []byte(p.HMACSecret), Consent: map[string]string{},
+	opts := Options{Secret: []byte(p.HMACSecret), AllowGeneratedKey: p.AllowGeneratedKey, Consent: map[string]string{},
 		Limits: map[Kind][]Limit{}, Quiet: map[Kind]Window{}, Rules: p.ReviewRules(),
 		Seed: cfg.TemplateDefs(), Log: log}
 	for app, a := range p.Apps {
@@ -157,13 +163,19 @@ func (e *Engine) ConsentMode(app string) string {
 	return config.ConsentTrusted
 }
 
-// Start seeds the config's templates and audits a changed configuration.
-// It runs once; CheckSend calls it, so calling it is optional.
+// Start loads the hashing key (ErrNoSecret without a secret, unless a
+// generated key is allowed), seeds the config's templates and audits a
+// changed configuration. It runs once; CheckSend calls it, so calling it is
+// optional.
 func (e *Engine) Start(ctx context.Context) error {
 	e.startOnce.Lock()
 	defer e.startOnce.Unlock()
 	if e.started {
 		return nil
+	}
+	// No secret and no generated key allowed: fail here, at start-up.
+	if err := e.keys.load(ctx); err != nil {
+		return err
 	}
 	if err := e.templates.Seed(ctx); err != nil {
 		return err

@@ -116,6 +116,7 @@ worker: {concurrency: 4, drain_timeout: 10s, journal_dir: %q}
 call: {ring_timeout: 5s}
 routing: {limit_wait: 2s, channel_lease: 5s}
 tts: {cache_dir: %q}
+policy: {hmac_secret: test-secret-0123456789}
 trunks:
   - name: sim
     uri: sip:%s

@@ -36,6 +36,7 @@ func newLatencyRig(tb testing.TB, edit func(*config.Config)) *latencyRig {
 	tb.Cleanup(func() { _ = s.Close() })
 
 	cfg := config.Defaults()
+	cfg.Policy.HMACSecret = "test-secret-0123456789"
 	cfg.Redis.URL = redis.URL
 	cfg.Trunks[0].URI = "sip:" + s.Addr().String()
 	cfg.TTS.CacheDir = cacheDir.Path(tb)

@@ -64,6 +64,7 @@ func newRigLog(t *testing.T, scenarios map[string]string, edit func(*config.Conf
 	t.Cleanup(func() { _ = s.Close() })
 
 	cfg := config.Defaults()
+	cfg.Policy.HMACSecret = "test-secret-0123456789"
 	cfg.Redis.URL = redis.URL
 	cfg.Trunks[0].URI = "sip:" + s.Addr().String()
 	cfg.TTS.CacheDir = cacheDir.Path(t)

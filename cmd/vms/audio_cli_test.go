@@ -18,7 +18,8 @@ func TestTemplateAudioCommands(t *testing.T) {
 	dir := t.TempDir()
 	cache, store := filepath.Join(dir, "cache"), filepath.Join(dir, "store")
 	cfg := filepath.Join(dir, "vms.yaml")
-	os.WriteFile(cfg, []byte(`trunks:
+	os.WriteFile(cfg, []byte(`policy: {hmac_secret: test-secret-0123456789}
+trunks:
   - {name: carrier-sim, uri: "sip:127.0.0.1:5080", transport: udp, codecs: [PCMU]}
 tts:
   cache_dir: `+cache+`

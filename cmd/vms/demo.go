@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -45,9 +46,15 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		fmt.Fprintf(stdout, "redis:  %s (REDIS_URL)\n", redactRedisURL(os.Getenv("REDIS_URL")))
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := config.LoadWith(*cfgPath, func(c *config.Config) {
+		// The in-process Redis is gone when the demo ends, and so is
+		// everything keyed by this throw-away secret.
+		if embedded && c.Policy.HMACSecret == "" && c.Policy.HMACSecretEnv == "" {
+			c.Policy.HMACSecret = rand.Text()
+		}
+	})
 	if err != nil {
-		return err
+		return &exitError{2, err}
 	}
 	// The demo calls simulator numbers at any hour: no quiet hours or
 	// frequency limits here (suppression, consent and templates still apply).

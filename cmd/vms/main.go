@@ -33,7 +33,7 @@ Usage:
   vms tts          warm [--template ID]...       render every approved template's fixed parts into the audio cache
   vms consent      add|remove|check --app APP --to E164 [--source HOW] [--at RFC3339]
   vms suppress     add|remove|list [--app APP (default: global)] [--to E164] [--reason R]
-  vms audit        verify | export [--out FILE]
+  vms audit        verify [--checkpoint FILE] | checkpoint [--out FILE] | sign-head [--checkpoint FILE] | export [--out FILE]
   vms carrier-sim  [--listen ADDR] [--record-dir DIR] [--scenario NUMBER=SCENARIO]...
   vms demo         run everything in one process on embedded defaults
   vms api          -c FILE                       serve the HTTP API and deliver status callbacks

@@ -40,16 +40,16 @@ func TestSendAndStatus(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, "already exists") || !strings.Contains(out, `"duplicate": true`) {
 		t.Fatalf("second send: exit %d, out %q, err %q", code, out, errOut)
 	}
-	out, _, code = vms(t, "status", "cli-1")
+	out, _, code = vms(t, "status", "cli-1", "-c", cfg)
 	if code != 0 || !strings.Contains(out, "status     queued") || strings.Contains(out, "8613800138000") {
 		t.Fatalf("status: exit %d, out %q (the number must be masked)", code, out)
 	}
 	start := time.Now()
-	_, errOut, code = vms(t, "status", "cli-1", "--wait", "300ms")
+	_, errOut, code = vms(t, "status", "cli-1", "--wait", "300ms", "-c", cfg)
 	if code != exitTimeout || time.Since(start) < 300*time.Millisecond || !strings.Contains(errOut, "still queued") {
 		t.Fatalf("status --wait on a queued message: exit %d, err %q", code, errOut)
 	}
-	_, errOut, code = vms(t, "status", "no-such-id", "--wait", "1s")
+	_, errOut, code = vms(t, "status", "no-such-id", "--wait", "1s", "-c", cfg)
 	if code != exitNotFound || !strings.Contains(errOut, "not found") {
 		t.Fatalf("status of unknown id: exit %d, err %q", code, errOut)
 	}
@@ -63,6 +63,7 @@ func TestSendAndStatus(t *testing.T) {
 func TestSendRefusesBadInput(t *testing.T) {
 	redis := redistest.Start(t)
 	t.Setenv("REDIS_URL", redis.URL)
+	cfg := defaultsConfig(t) // policy_helpers_test.go
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -75,7 +76,7 @@ func TestSendRefusesBadInput(t *testing.T) {
 		{[]string{"send", "tts", "--to", "+8613800138000", "--template", "nope"}, "does not exist"},
 		{[]string{"send", "sms"}, "usage"},
 	} {
-		_, errOut, code := vms(t, tc.args...)
+		_, errOut, code := vms(t, append(tc.args, "-c", cfg)...)
 		if code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, err %q; want non-zero and %q", tc.args, code, errOut, tc.want)
 		}

@@ -10,6 +10,7 @@ import (
 func TestPolicyCommands(t *testing.T) {
 	redis := redistest.Start(t)
 	t.Setenv("REDIS_URL", redis.URL)
+	cfg := defaultsConfig(t) // policy_helpers_test.go
 	steps := []struct {
 		args []string
 		code int
@@ -34,7 +35,7 @@ func TestPolicyCommands(t *testing.T) {
 		{[]string{"audit", "export"}, 0, `"type":"suppression.removed"`},
 	}
 	for _, s := range steps {
-		out, errOut, code := vms(t, s.args...)
+		out, errOut, code := vms(t, append(s.args, "-c", cfg)...)
 		if code != s.code || !strings.Contains(out+errOut, s.want) {
 			t.Fatalf("vms %v: exit %d (want %d), out %q err %q; want %q", s.args, code, s.code, out, errOut, s.want)
 		}

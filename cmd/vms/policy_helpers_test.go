@@ -12,6 +12,7 @@ func noLimitsConfig(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "vms.yaml")
 	body := `policy:
+  hmac_secret: test-secret-0123456789
   frequency: {code: [], notify: []}
   quiet_hours: {code: {start: "", end: ""}, notify: {start: "", end: ""}}
 trunks:
@@ -21,6 +22,32 @@ templates:
     text: "Hello {1}, your parcel {2} will be delivered today between {3}."
     language: en
     status: approved
+`
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// defaultsConfig writes a config file of the embedded defaults' trunk and
+// templates with an HMAC secret (the defaults alone name none, and are
+// refused).
+func defaultsConfig(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vms.yaml")
+	body := `policy:
+  hmac_secret: test-secret-0123456789
+trunks:
+  - {name: carrier-sim, uri: "sip:127.0.0.1:5080", transport: udp, codecs: [PCMU]}
+templates:
+  - id: delivery
+    text: "Hello {1}, your parcel {2} will be delivered today between {3}."
+    language: en
+    status: approved
+  - id: outage
+    text: "Notice: planned maintenance in {1} tonight. We apologise for the inconvenience."
+    language: en
+    status: pending
 `
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
