@@ -149,11 +149,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			"the worker could not confirm its claim; rescheduled, not dialled"))
 		return fmt.Errorf("claim: %w", err)
 	}
-	if outcome == queue.InCall && cur.Status == queue.StatusDialing && cur.InviteAt.IsZero() && h.Journal.Pending() > 0 {
-		// Possibly this worker's own earlier claim, whose unclaim waits in
-		// the journal: come back once it is written.
+	if outcome == queue.AttemptNotDue {
 		slot.Release()
-		return &queue.DeferError{Until: time.Now().Add(time.Second), Reason: "an earlier claim of this message is being taken back"}
+		return fmt.Errorf("attempt %d runs before attempt %d was recorded; retrying later", attempt, attempt-1)
 	}
 	if outcome != queue.Claimed {
 		// Another delivery won the claim: the slot this delivery took is
