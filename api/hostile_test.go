@@ -104,6 +104,7 @@ func TestServeHTTPS(t *testing.T) {
 	cfg.Redis.URL = rs.URL
 	cfg.Policy.DisableLimits()
 	cfg.API.TLSCert, cfg.API.TLSKey = certFile, keyFile
+	cfg.Policy.HMACSecret = "0123456789abcdef0123"
 	cfg.API.Apps = []config.App{{ID: "shop", Key: shopKey, RateLimit: 1000, Templates: []string{"*"}}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
