@@ -27,6 +27,13 @@ type Server struct {
 // (the machine kinds vms runs on have it; `apt-get install -y redis-server`).
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t)
+}
+
+// StartWith is Start with extra redis-server arguments, which override
+// the defaults (e.g. "--appendonly", "no").
+func StartWith(t testing.TB, extra ...string) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server not found: install it with `apt-get install -y redis-server`")
@@ -36,11 +43,12 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "redis.sock")
-	cmd := exec.Command(bin,
-		"--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
+	args := []string{"--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
 		// The durability workers demand by default (redis.durability aof):
 		// every write on disk before Redis replies.
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir,
+		"--logfile", filepath.Join(dir, "redis.log")}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
