@@ -46,26 +46,17 @@ type testRig struct {
 
 func newTestRig(t *testing.T, scenarios map[string]string) *testRig {
 	t.Helper()
-	table := map[string]sim.Scenario{}
-	for num, s := range scenarios {
-		sc, err := sim.ParseScenario(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		table[num] = sc
-	}
-	s, err := sim.Start(context.Background(), sim.Config{Scenarios: table})
+	return rigWith(t, startSim(t, sim.Config{}, scenarios), Config{Listen: "127.0.0.1:0", RTPPortMin: 31000, RTPPortMax: 39999})
+}
+
+// rigWith is a dialer of cfg calling the simulator s over UDP.
+func rigWith(t *testing.T, s *sim.Simulator, cfg Config) *testRig {
+	t.Helper()
+	d, err := NewDialer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := NewDialer(Config{Listen: "127.0.0.1:0", RTPPortMin: 31000, RTPPortMax: 39999})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.Close()
-		_ = d.Close()
-	})
+	t.Cleanup(func() { _ = d.Close() })
 	tr := Trunk{Name: "sim", URI: sip.Uri{Host: s.Addr().Addr().String(), Port: int(s.Addr().Port())},
 		Transport: "udp", Codecs: []tts.Codec{tts.PCMU, tts.PCMA}}
 	return &testRig{sim: s, dialer: d, trunk: tr}

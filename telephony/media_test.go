@@ -167,17 +167,7 @@ func TestKeyFloodIsBounded(t *testing.T) {
 // TestDrainDropsWhatCameBeforeTheAnswer: datagrams queued on the socket
 // before the receiver starts are read and dropped, whoever sent them.
 func TestDrainDropsWhatCameBeforeTheAnswer(t *testing.T) {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	dst := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	conn, peer, dst := udpPair(t)
 	for i := 0; i < 50; i++ {
 		if _, err := peer.WriteToUDPAddrPort(pkt(1, uint16(i), 0, 4), dst); err != nil {
 			t.Fatal(err)
@@ -352,17 +342,7 @@ func TestPortPoolRandomAndReleased(t *testing.T) {
 // TestStopDuringDrain: a call that ends while the drain still runs (a
 // sprayer keeps the socket busy) still ends its receiver.
 func TestStopDuringDrain(t *testing.T) {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	dst := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	conn, peer, dst := udpPair(t)
 	quit := make(chan struct{})
 	sprayed := make(chan struct{})
 	go func() {
@@ -391,4 +371,20 @@ func TestStopDuringDrain(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("the receiver did not stop while draining a busy socket")
 	}
+}
+
+// udpPair is a call's RTP socket and a peer on loopback, closed when the
+// test ends; dst is the call socket's address.
+func udpPair(t *testing.T) (conn, peer *net.UDPConn, dst netip.AddrPort) {
+	t.Helper()
+	listen := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	conn, peer = listen(), listen()
+	return conn, peer, conn.LocalAddr().(*net.UDPAddr).AddrPort()
 }

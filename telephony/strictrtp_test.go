@@ -1,7 +1,6 @@
 package telephony_test
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
@@ -14,47 +13,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
-
 	. "github.com/vms-project/vms/telephony"
 	"github.com/vms-project/vms/telephony/sim"
-	"github.com/vms-project/vms/tts"
 )
 
 // newSmallRig is newTestRig with an RTP range of n ports at a random base,
 // small enough for a sprayer to cover it every few milliseconds.
 func newSmallRig(t *testing.T, scenarios map[string]string, n int, edit func(*Config)) (*testRig, int, int) {
 	t.Helper()
-	table := map[string]sim.Scenario{}
-	for num, s := range scenarios {
-		sc, err := sim.ParseScenario(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		table[num] = sc
-	}
-	s, err := sim.Start(context.Background(), sim.Config{Scenarios: table})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := startSim(t, sim.Config{}, scenarios)
 	lo := 40000 + 2*rand.IntN(4000)
 	hi := lo + n - 1
 	cfg := Config{Listen: "127.0.0.1:0", RTPPortMin: lo, RTPPortMax: hi}
 	if edit != nil {
 		edit(&cfg)
 	}
-	d, err := NewDialer(cfg)
-	if err != nil {
-		_ = s.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.Close()
-		_ = d.Close()
-	})
-	tr := Trunk{Name: "sim", URI: sip.Uri{Host: s.Addr().Addr().String(), Port: int(s.Addr().Port())},
-		Transport: "udp", Codecs: []tts.Codec{tts.PCMU, tts.PCMA}}
-	return &testRig{sim: s, dialer: d, trunk: tr}, lo, hi
+	return rigWith(t, s, cfg), lo, hi
 }
 
 // sprayer is an attacker on another host of the loopback network: it sends

@@ -107,7 +107,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	case rec.Status == queue.StatusQueued && rec.Attempt == attempt-1:
 	case !rec.Status.Terminal() && rec.Attempt == attempt-1:
 		// A redial task that runs while the previous attempt is in its call.
-		return fmt.Errorf("attempt %d runs before attempt %d was recorded; retrying later", attempt, attempt-1)
+		return errNotDue(attempt)
 	default:
 		// A redelivery (asynq is at-least-once): the record says what
 		// became of this attempt. A call still up belongs to its worker,
@@ -151,7 +151,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	if outcome == queue.AttemptNotDue {
 		slot.Release()
-		return fmt.Errorf("attempt %d runs before attempt %d was recorded; retrying later", attempt, attempt-1)
+		return errNotDue(attempt)
 	}
 	if outcome != queue.Claimed {
 		// Another delivery won the claim: the slot this delivery took is
@@ -161,6 +161,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	return h.dial(ctx, log, m, attempt, msg, trunks, slot)
+}
+
+// errNotDue is returned for asynq to retry a redial task that ran while
+// the previous attempt was still in its call.
+func errNotDue(attempt int) error {
+	return fmt.Errorf("attempt %d runs before attempt %d was recorded; retrying later", attempt, attempt-1)
 }
 
 // render returns the message's audio for each codec of the trunks, with the

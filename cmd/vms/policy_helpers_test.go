@@ -10,8 +10,7 @@ import (
 // hours, for tests that call the same simulator number at any hour.
 func noLimitsConfig(t *testing.T) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "vms.yaml")
-	body := `policy:
+	return writeConfig(t, `policy:
   hmac_secret: test-secret-0123456789
   frequency: {code: [], notify: []}
   quiet_hours: {code: {start: "", end: ""}, notify: {start: "", end: ""}}
@@ -22,11 +21,7 @@ templates:
     text: "Hello {1}, your parcel {2} will be delivered today between {3}."
     language: en
     status: approved
-`
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+`)
 }
 
 // defaultsConfig writes a config file of the embedded defaults' trunk and
@@ -34,8 +29,7 @@ templates:
 // refused).
 func defaultsConfig(t *testing.T) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "vms.yaml")
-	body := `policy:
+	return writeConfig(t, `policy:
   hmac_secret: test-secret-0123456789
 trunks:
   - {name: carrier-sim, uri: "sip:127.0.0.1:5080", transport: udp, codecs: [PCMU]}
@@ -48,7 +42,13 @@ templates:
     text: "Notice: planned maintenance in {1} tonight. We apologise for the inconvenience."
     language: en
     status: pending
-`
+`)
+}
+
+// writeConfig writes body as a config file in a temporary directory.
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vms.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
