@@ -237,6 +237,14 @@ func (l *Log) Record(ctx context.Context, typ, actor, subject string, data map[s
 					return err
 				}
 				if n > 0 {
+					// The GET and the XLEN are two reads: another process's
+					// append (entry and head in one MULTI) may have landed
+					// between them. Only a head still missing now is missing.
+					if again, err := tx.Exists(ctx, headKey).Result(); err != nil {
+						return err
+					} else if again == 1 {
+						return redis.TxFailedErr
+					}
 					return &HeadError{fmt.Sprintf("the head %s is missing but the log holds %d entries", headKey, n)}
 				}
 			case err != nil:
