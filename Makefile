@@ -26,6 +26,7 @@ demo: deps-demo build
 test: deps-test
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)
+	@$(GO) mod tidy -diff || (echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 # The fault tests of the black-box e2e package alone: real processes killed,
